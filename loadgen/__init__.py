@@ -1,0 +1,1 @@
+"""Load generation, replay, the fake OpenAI-compatible server, benchmarks and reports."""

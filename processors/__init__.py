@@ -1,0 +1,1 @@
+"""The work of each stage: validation, embedding, Weaviate sink and reader, history, LLM."""

@@ -1,0 +1,1 @@
+"""AgentMem Stream: faust app, topics, tables, agent wiring, event schema, settings, SDK."""

@@ -1,0 +1,133 @@
+"""The one settings object of every AgentMem process.
+
+Built once in an entrypoint (`Settings()` reads `AGENTMEM_*` variables) and passed
+down; nothing deeper reads the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+# The embedding model the offline model pack provides (streams/stack/modelpack.py); equal to
+# processors.embedding.MODEL_PACK_NAME, kept here so that settings do not import fastembed.
+MODEL_PACK_NAME = "agentmem/all-MiniLM-L6-v2-int8"
+
+# The checkout this package runs from (editable install): dashboards/, .stack/, .cache/.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Every knob of the service, frozen after validation."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTMEM_", frozen=True, extra="ignore")
+
+    # Kafka
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = "agentmem."
+    events_partitions: int = Field(default=8, ge=1, le=1024)
+    history_partitions: int = Field(default=8, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1)
+
+    # Weaviate
+    weaviate_host: str = "127.0.0.1"
+    weaviate_http_port: Port = 8080
+    weaviate_grpc_port: Port = 50051
+    weaviate_collection: str = "Memory"
+    # Weaviate's internal ports (gossip, data, raft, raft rpc = base .. base+3) and metrics
+    weaviate_cluster_base_port: Port = 7946
+    weaviate_metrics_port: Port = 2112
+
+    # Prometheus and metrics endpoints
+    prometheus_port: Port = 9090
+    worker_metrics_port: Port = 9108
+    api_host: str = "127.0.0.1"
+    api_port: Port = 8000
+
+    # Embedding
+    embedding_model: str = MODEL_PACK_NAME
+    embedding_dim: int = Field(default=384, ge=1)
+    embedding_threads: int | None = Field(default=None, ge=1)
+
+    # Micro-batching of the index agent
+    max_batch: int = Field(default=256, ge=1, le=10_000)
+    linger_ms: int = Field(default=50, ge=0, le=60_000)
+
+    # Event limits
+    max_content_bytes: int = Field(default=32 * 1024, ge=1)
+    max_metadata_bytes: int = Field(default=8 * 1024, ge=2)
+
+    # LLM (intelligent mode); any OpenAI-compatible endpoint
+    llm_base_url: str = "http://127.0.0.1:8700/v1"
+    llm_api_key: SecretStr = SecretStr("not-needed")
+    llm_model: str = "agentmem-fake"
+
+    # Local state and build cache
+    stack_dir: Path = PROJECT_ROOT / ".stack"
+    cache_dir: Path = PROJECT_ROOT / ".cache"
+    kafka_heap: str = "1g"
+    worker_id: str = "agentmem-worker"
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_is_topic_safe(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{0,200}", value):
+            raise ValueError("topic prefix may hold only letters, digits, '.', '_' and '-'")
+        return value
+
+    @field_validator("weaviate_collection")
+    @classmethod
+    def _collection_is_class_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Z][A-Za-z0-9_]{0,200}", value):
+            raise ValueError("collection names start with a capital letter (Weaviate class name)")
+        return value
+
+    @field_validator("kafka_heap")
+    @classmethod
+    def _heap_is_jvm_size(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+[mMgG]", value):
+            raise ValueError("kafka_heap is a JVM size such as 768m or 1g")
+        return value
+
+    @field_validator("stack_dir", "cache_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _ports_distinct(self) -> Settings:
+        ports = [
+            self.weaviate_http_port,
+            self.weaviate_grpc_port,
+            self.prometheus_port,
+            self.weaviate_metrics_port,
+            self.worker_metrics_port,
+            self.api_port,
+        ]
+        if len(set(ports)) != len(ports):
+            raise ValueError(f"ports must differ from one another, got {ports}")
+        return self
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a short name such as ``memory.events``."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def kafka_port(self) -> int:
+        """Port of the first bootstrap server (the local stack's broker port)."""
+        first = self.kafka_bootstrap_servers.split(",")[0]
+        return int(first.rsplit(":", 1)[1])
+
+    @property
+    def weaviate_url(self) -> str:
+        return f"http://{self.weaviate_host}:{self.weaviate_http_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"

@@ -1,0 +1,1 @@
+"""The local stack without Docker: Kafka, Weaviate and Prometheus built from registries."""

@@ -1,0 +1,78 @@
+"""`agentmem stack ...` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from streams.settings import Settings
+from streams.stack import build, supervisor
+from streams.stack.build import BuildError
+from streams.stack.modelpack import ModelPackError, ensure_pack
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    stack = sub.add_parser("stack", help="run the local stack (Kafka, Weaviate, Prometheus)")
+    actions = stack.add_subparsers(dest="stack_action", required=True)
+    build = actions.add_parser("build", help="fetch or build every component into the cache")
+    build.add_argument(
+        "--component",
+        choices=["all", "kafka", "weaviate", "prometheus", "model-pack"],
+        default="all",
+        help="build one component only",
+    )
+    up = actions.add_parser("up", help="start the stack (reuses running components)")
+    up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for health")
+    actions.add_parser("down", help="stop the components this stack started")
+    actions.add_parser("status", help="health, port and pid of each component")
+
+
+def build_components(settings: Settings, component: str) -> dict[str, Path]:
+    cache = settings.cache_dir
+    cache.mkdir(parents=True, exist_ok=True)
+    steps: dict[str, Callable[[], Path]] = {
+        "kafka": lambda: build.ensure_kafka(cache),
+        "weaviate": lambda: build.ensure_weaviate(cache),
+        "prometheus": build.ensure_prometheus,
+        "model-pack": lambda: ensure_pack(cache),
+    }
+    chosen = steps if component == "all" else {component: steps[component]}
+    return {name: step() for name, step in chosen.items()}
+
+
+def print_status(settings: Settings) -> bool:
+    rows = supervisor.status(settings)
+    print(f"{'component':<12}{'state':<10}{'port':>6}  {'pid':>8}  log")
+    for row in rows:
+        pid = str(row.pid) if row.pid else "-"
+        print(f"{row.name:<12}{row.state:<10}{row.port:>6}  {pid:>8}  {row.log_file}")
+    return all(row.state in ("healthy", "foreign") for row in rows)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    action = args.stack_action
+    if action == "build":
+        try:
+            built = build_components(settings, args.component)
+        except (BuildError, ModelPackError) as exc:
+            print(f"stack build failed: {exc}")
+            return 1
+        for name, path in built.items():
+            print(f"{name:<16}{path}")
+        return 0
+    if action == "up":
+        try:
+            outcome = supervisor.up(settings, timeout_s=args.timeout)
+        except supervisor.StackError as exc:
+            print(f"stack up failed:\n{exc}")
+            return 1
+        for name, what in outcome.items():
+            print(f"{name:<12}{what}")
+        print_status(settings)
+        return 0
+    if action == "down":
+        for name, what in supervisor.down(settings).items():
+            print(f"{name:<12}{what}")
+        return 0
+    return 0 if print_status(settings) else 1

@@ -1,0 +1,299 @@
+"""The three processes of the local stack: how each is configured, started and checked."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import socket
+import subprocess
+import uuid
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from streams.settings import PROJECT_ROOT, Settings
+from streams.stack.build import Artifacts, kafka_libs_dir, weaviate_bin_path
+from streams.stack.process import ProcessFiles
+
+log = logging.getLogger(__name__)
+
+KAFKA_CONTROLLER_PORT_OFFSET = 1  # controller listener = broker port + 1
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class Component(ABC):
+    """One stack process: its files, its command line and its health check."""
+
+    name: str
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home = settings.stack_dir / self.name
+        self.files = ProcessFiles(
+            pid_file=settings.stack_dir / "pids" / f"{self.name}.pid",
+            log_file=settings.stack_dir / "logs" / self.name / f"{self.name}.log",
+        )
+
+    @property
+    @abstractmethod
+    def port(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def marker(self) -> str:
+        """A string in the process' command line that proves it is ours."""
+
+    @abstractmethod
+    def prepare(self, artifacts: Artifacts) -> None:
+        """Write configs and one-off initial state before a start."""
+
+    @abstractmethod
+    def argv(self, artifacts: Artifacts) -> list[str]: ...
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    @abstractmethod
+    def healthy(self) -> bool: ...
+
+
+class Kafka(Component):
+    """Apache Kafka in KRaft mode, one combined broker and controller."""
+
+    name = "kafka"
+
+    @property
+    def port(self) -> int:
+        return self.settings.kafka_port
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / "server.properties"
+
+    @property
+    def marker(self) -> str:
+        return str(self.config_path)
+
+    def server_properties(self) -> str:
+        broker, controller = self.port, self.port + KAFKA_CONTROLLER_PORT_OFFSET
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{controller}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{broker}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.home / "data"),
+            "num.partitions": "1",
+            "default.replication.factor": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "8",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "true",
+            "log.retention.hours": "-1",
+            "log.segment.bytes": str(256 * 1024 * 1024),
+            "log.cleaner.min.compaction.lag.ms": "0",
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            "num.recovery.threads.per.data.dir": "2",
+            "message.max.bytes": str(2 * 1024 * 1024),
+        }
+        return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _classpath(self) -> str:
+        return str(kafka_libs_dir(self.settings.cache_dir) / "*")
+
+    def _java(self) -> list[str]:
+        log4j = Path(__file__).with_name("kafka-log4j.properties")
+        heap = self.settings.kafka_heap
+        return [
+            "java",
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j.configuration=file:{log4j}",
+            f"-Dkafka.logs.dir={self.files.log_file.parent}",
+            "-cp",
+            self._classpath(),
+        ]
+
+    def prepare(self, artifacts: Artifacts) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.files.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.server_properties())
+        if (self.home / "data" / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cmd = [
+            *self._java(),
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(self.config_path),
+            "--ignore-formatted",
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+        log.info("formatted Kafka storage (cluster %s)", cluster_id)
+
+    def argv(self, artifacts: Artifacts) -> list[str]:
+        return [*self._java(), "kafka.Kafka", str(self.config_path)]
+
+    def healthy(self) -> bool:
+        if not port_open(self.port):
+            return False
+        # A thread of its own, so the check also works when called from inside an event loop.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            bootstrap = self.settings.kafka_bootstrap_servers
+            return pool.submit(asyncio.run, _kafka_metadata_answers(bootstrap)).result()
+
+
+async def _kafka_metadata_answers(bootstrap: str) -> bool:
+    from aiokafka import AIOKafkaClient
+    from aiokafka.errors import KafkaError
+
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout=5)
+        return bool(client.cluster.brokers())
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    finally:
+        await client.close()
+
+
+class Weaviate(Component):
+    """Weaviate built from its Go module; vectors are supplied by us."""
+
+    name = "weaviate"
+
+    @property
+    def port(self) -> int:
+        return self.settings.weaviate_http_port
+
+    @property
+    def marker(self) -> str:
+        return str(weaviate_bin_path(self.settings.cache_dir))
+
+    def prepare(self, artifacts: Artifacts) -> None:
+        (self.home / "data").mkdir(parents=True, exist_ok=True)
+
+    def argv(self, artifacts: Artifacts) -> list[str]:
+        return [
+            str(artifacts.weaviate_bin),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--scheme",
+            "http",
+        ]
+
+    def env(self) -> dict[str, str]:
+        base = self.settings.weaviate_cluster_base_port
+        return {
+            "PERSISTENCE_DATA_PATH": str(self.home / "data"),
+            "DEFAULT_VECTORIZER_MODULE": "none",
+            "ENABLE_MODULES": "",
+            "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "true",
+            "QUERY_DEFAULTS_LIMIT": "25",
+            "GRPC_PORT": str(self.settings.weaviate_grpc_port),
+            "CLUSTER_HOSTNAME": "node1",
+            "CLUSTER_ADVERTISE_ADDR": "127.0.0.1",
+            "CLUSTER_GOSSIP_BIND_PORT": str(base),
+            "CLUSTER_DATA_BIND_PORT": str(base + 1),
+            "RAFT_PORT": str(base + 2),
+            "RAFT_INTERNAL_RPC_PORT": str(base + 3),
+            "RAFT_BOOTSTRAP_EXPECT": "1",
+            "DISABLE_TELEMETRY": "true",
+            "PROMETHEUS_MONITORING_ENABLED": "true",
+            "PROMETHEUS_MONITORING_PORT": str(self.settings.weaviate_metrics_port),
+            "LOG_LEVEL": "info",
+            "GOMEMLIMIT": "4GiB",
+        }
+
+    def healthy(self) -> bool:
+        return http_ok(f"{self.settings.weaviate_url}/v1/.well-known/ready")
+
+
+class Prometheus(Component):
+    """Our own Prometheus instance (Debian's binary), scraping the worker and the API."""
+
+    name = "prometheus"
+
+    @property
+    def port(self) -> int:
+        return self.settings.prometheus_port
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / "prometheus.yml"
+
+    @property
+    def marker(self) -> str:
+        return str(self.config_path)
+
+    def local_config(self) -> dict[str, Any]:
+        """The committed config with targets pointed at this machine's ports."""
+        source_dir = PROJECT_ROOT / "dashboards" / "prometheus"
+        config: dict[str, Any] = yaml.safe_load((source_dir / "prometheus.yml").read_text())
+        ports = {
+            "prometheus": self.settings.prometheus_port,
+            "agentmem-worker": self.settings.worker_metrics_port,
+            "agentmem-api": self.settings.api_port,
+            "weaviate": self.settings.weaviate_metrics_port,
+        }
+        for job in config["scrape_configs"]:
+            port = ports[job["job_name"]]
+            job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
+        config["rule_files"] = [str(source_dir / pattern) for pattern in config["rule_files"]]
+        return config
+
+    def prepare(self, artifacts: Artifacts) -> None:
+        (self.home / "data").mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(self.local_config(), sort_keys=False))
+
+    def argv(self, artifacts: Artifacts) -> list[str]:
+        return [
+            str(artifacts.prometheus_bin),
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={self.home / 'data'}",
+            "--storage.tsdb.retention.time=7d",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--web.enable-lifecycle",
+        ]
+
+    def healthy(self) -> bool:
+        return http_ok(f"{self.settings.prometheus_url}/-/ready")
+
+
+def components(settings: Settings) -> list[Component]:
+    return [Kafka(settings), Weaviate(settings), Prometheus(settings)]

@@ -1,0 +1,105 @@
+"""`agentmem stack up|down|status`: bring the local stack up, reuse what runs, stop only ours."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from streams.settings import Settings
+from streams.stack import process
+from streams.stack.build import ensure_all
+from streams.stack.components import Component, components, port_open
+
+log = logging.getLogger(__name__)
+
+
+class StackError(RuntimeError):
+    """A component failed to start or become healthy."""
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    state: str  # healthy | starting | stopped | foreign
+    port: int
+    pid: int | None
+    log_file: str
+
+
+def status(settings: Settings) -> list[ComponentStatus]:
+    rows = []
+    for comp in components(settings):
+        pid = process.running_pid(comp.files, comp.marker)
+        if comp.healthy():
+            state = "healthy" if pid is not None else "foreign"
+        elif pid is not None:
+            state = "starting"
+        else:
+            state = "stopped"
+        rows.append(ComponentStatus(comp.name, state, comp.port, pid, str(comp.files.log_file)))
+    return rows
+
+
+def _wait_healthy(pending: list[Component], timeout_s: float) -> list[Component]:
+    """Wait until every component is healthy; return the ones that are not."""
+    deadline = time.monotonic() + timeout_s
+    while pending and time.monotonic() < deadline:
+        still = []
+        for comp in pending:
+            if comp.healthy():
+                log.info("%s is healthy on port %d", comp.name, comp.port)
+                continue
+            if process.running_pid(comp.files, comp.marker) is None:
+                log.error("%s exited during start-up", comp.name)
+                return [comp, *[c for c in pending if c is not comp]]
+            still.append(comp)
+        pending = still
+        if pending:
+            time.sleep(0.5)
+    return pending
+
+
+def up(settings: Settings, timeout_s: float = 180.0) -> dict[str, str]:
+    """Start what is not running, reuse what is; return component -> 'started'|'reused'."""
+    artifacts = ensure_all(settings.cache_dir)
+    outcome: dict[str, str] = {}
+    to_wait: list[Component] = []
+    for comp in components(settings):
+        pid = process.running_pid(comp.files, comp.marker)
+        if pid is not None:
+            outcome[comp.name] = "reused"
+            to_wait.append(comp)
+            continue
+        if port_open(comp.port):
+            if comp.healthy():
+                log.warning(
+                    "%s already answers on port %d (not started by us); reusing it",
+                    comp.name,
+                    comp.port,
+                )
+                outcome[comp.name] = "foreign"
+                continue
+            raise StackError(f"port {comp.port} for {comp.name} is taken by another process")
+        comp.prepare(artifacts)
+        process.start(comp.argv(artifacts), comp.files, env=comp.env(), cwd=comp.home)
+        outcome[comp.name] = "started"
+        to_wait.append(comp)
+    failed = _wait_healthy(to_wait, timeout_s)
+    if failed:
+        report = "\n\n".join(
+            f"{c.name} did not become healthy on port {c.port}; last lines of "
+            f"{c.files.log_file}:\n{process.tail(c.files.log_file)}"
+            for c in failed
+        )
+        raise StackError(report)
+    return outcome
+
+
+def down(settings: Settings) -> dict[str, str]:
+    """Stop the components we started, in reverse order; leave anything else alone."""
+    outcome = {}
+    for comp in reversed(components(settings)):
+        stopped = process.stop(comp.files, comp.marker, timeout_s=45.0)
+        outcome[comp.name] = "stopped" if stopped else "not running"
+    return outcome

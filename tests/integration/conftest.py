@@ -1,0 +1,67 @@
+"""Integration fixtures: the real local stack, started once per session or reused."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+import weaviate
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streams.settings import Settings
+from streams.stack import supervisor
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> Iterator[Settings]:
+    """The local stack, healthy. Stopped at the end only if this session started it."""
+    outcome = supervisor.up(settings)
+    yield settings
+    if all(state == "started" for state in outcome.values()):
+        supervisor.down(settings)
+
+
+@pytest.fixture
+def unique_name() -> Callable[[str], str]:
+    def make(prefix: str) -> str:
+        return f"test.{prefix}.{uuid.uuid4().hex[:12]}"
+
+    return make
+
+
+@pytest.fixture
+async def topic_factory(stack: Settings) -> AsyncIterator[Callable[..., object]]:
+    """Creates uuid-named topics and deletes them after the test."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
+    await admin.start()
+    created: list[str] = []
+
+    async def make(partitions: int = 1, **configs: str) -> str:
+        name = f"test.{uuid.uuid4().hex}"
+        await admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=configs)]
+        )
+        created.append(name)
+        return name
+
+    yield make
+    if created:
+        await admin.delete_topics(created)
+    await admin.close()
+
+
+@pytest.fixture
+def weaviate_client(stack: Settings) -> Iterator[weaviate.WeaviateClient]:
+    client = weaviate.connect_to_local(
+        host=stack.weaviate_host, port=stack.weaviate_http_port, grpc_port=stack.weaviate_grpc_port
+    )
+    try:
+        yield client
+    finally:
+        client.close()

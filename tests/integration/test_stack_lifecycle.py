@@ -1,0 +1,101 @@
+"""A second, private stack on other ports: reuse, SIGKILL recovery and a clean `down`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.settings import Settings
+from streams.stack import process, supervisor
+from streams.stack.components import Kafka
+
+
+def private_settings(base: Settings, stack_dir: Path) -> Settings:
+    return Settings(
+        stack_dir=stack_dir,
+        cache_dir=base.cache_dir,
+        kafka_bootstrap_servers="127.0.0.1:19092",
+        weaviate_http_port=18080,
+        weaviate_grpc_port=15051,
+        weaviate_cluster_base_port=17946,
+        weaviate_metrics_port=12112,
+        prometheus_port=19090,
+        worker_metrics_port=19108,
+        api_port=18000,
+        kafka_heap="512m",
+    )
+
+
+async def _produce(settings: Settings, topic: str, value: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value)
+    finally:
+        await producer.stop()
+
+
+async def _consume_all(settings: Settings, topic: str) -> list[bytes]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=f"test-{uuid.uuid4().hex}",
+    )
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=10_000)
+        return [m.value for msgs in batch.values() for m in msgs if m.value is not None]
+    finally:
+        await consumer.stop()
+
+
+def _our_processes(stack_dir: Path) -> str:
+    found = subprocess.run(
+        ["pgrep", "-af", str(stack_dir)], capture_output=True, text=True, check=False
+    )
+    return found.stdout.strip()
+
+
+async def test_private_stack_lifecycle(stack: Settings, tmp_path: Path) -> None:
+    settings = private_settings(stack, tmp_path / "stack")
+    try:
+        first = supervisor.up(settings)
+        assert first == {"kafka": "started", "weaviate": "started", "prometheus": "started"}
+        second = supervisor.up(settings)
+        assert second == {"kafka": "reused", "weaviate": "reused", "prometheus": "reused"}
+        rows = supervisor.status(settings)
+        assert {r.name: r.state for r in rows} == {
+            "kafka": "healthy",
+            "weaviate": "healthy",
+            "prometheus": "healthy",
+        }
+        pids = {r.name: r.pid for r in rows}
+
+        topic = f"test.recovery.{uuid.uuid4().hex}"
+        await _produce(settings, topic, b"written before the crash")
+
+        kafka = Kafka(settings)
+        kafka_pid = pids["kafka"]
+        assert kafka_pid is not None
+        os.kill(kafka_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while process.running_pid(kafka.files, kafka.marker) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert process.running_pid(kafka.files, kafka.marker) is None
+
+        third = supervisor.up(settings)
+        assert third == {"kafka": "started", "weaviate": "reused", "prometheus": "reused"}
+        assert await _consume_all(settings, topic) == [b"written before the crash"]
+    finally:
+        outcome = supervisor.down(settings)
+    assert outcome == {"prometheus": "stopped", "weaviate": "stopped", "kafka": "stopped"}
+    assert _our_processes(settings.stack_dir) == ""
+    assert {r.state for r in supervisor.status(settings)} == {"stopped"}

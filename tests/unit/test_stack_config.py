@@ -1,0 +1,97 @@
+"""The local stack's generated configs and the docker-compose file, checked without services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from streams.settings import PROJECT_ROOT, Settings
+from streams.stack.components import Kafka, Prometheus, Weaviate
+from streams.stack.modelpack import PACK_FILES, verify
+
+
+def _props(text: str) -> dict[str, str]:
+    return dict(
+        line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+
+
+def test_kafka_is_one_kraft_node_on_loopback(tmp_path: Path) -> None:
+    props = _props(Kafka(Settings(stack_dir=tmp_path)).server_properties())
+    assert props["process.roles"] == "broker,controller"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+    assert props["log.dirs"] == str(tmp_path / "kafka" / "data")
+    assert props["offsets.topic.replication.factor"] == "1"
+
+
+def test_weaviate_env_uses_settings_ports(tmp_path: Path) -> None:
+    env = Weaviate(Settings(stack_dir=tmp_path, weaviate_grpc_port=6000)).env()
+    assert env["GRPC_PORT"] == "6000"
+    assert env["DEFAULT_VECTORIZER_MODULE"] == "none"
+    assert env["PERSISTENCE_DATA_PATH"] == str(tmp_path / "weaviate" / "data")
+
+
+def test_prometheus_local_config_points_at_loopback(tmp_path: Path) -> None:
+    config = Prometheus(Settings(stack_dir=tmp_path, worker_metrics_port=9200)).local_config()
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+    }
+    assert targets["agentmem-worker"] == ["127.0.0.1:9200"]
+    assert targets["prometheus"] == ["127.0.0.1:9090"]
+    assert all(Path(p).is_absolute() for p in config["rule_files"])
+
+
+def test_model_pack_verify_reports_missing_and_corrupt_files(tmp_path: Path) -> None:
+    assert len(verify(tmp_path)) == len(PACK_FILES)
+    (tmp_path / "vocab.txt").write_text("not the vocabulary")
+    problems = verify(tmp_path)
+    assert any(p.startswith("vocab.txt: sha256") for p in problems)
+
+
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def test_compose_mounts_exist() -> None:
+    for name, service in _compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (PROJECT_ROOT / source).exists(), f"{name} mounts missing {source}"
+        if "build" in service:
+            assert (PROJECT_ROOT / service["build"] / "Dockerfile").is_file()
+
+
+def test_compose_ports_match_settings_defaults() -> None:
+    s = Settings()
+    services = _compose()["services"]
+
+    def host_ports(service: str) -> set[int]:
+        return {int(p.split(":")[0]) for p in services[service]["ports"]}
+
+    assert host_ports("kafka") == {s.kafka_port}
+    assert host_ports("weaviate") == {s.weaviate_http_port, s.weaviate_grpc_port}
+    assert host_ports("prometheus") == {s.prometheus_port}
+    assert host_ports("worker") == {s.worker_metrics_port}
+    assert host_ports("api") == {s.api_port}
+
+
+def test_compose_dependencies_wait_for_health() -> None:
+    services = _compose()["services"]
+    for name, service in services.items():
+        assert "healthcheck" in service, f"{name} has no healthcheck"
+        for dep, cond in service.get("depends_on", {}).items():
+            assert cond == {"condition": "service_healthy"}, f"{name} -> {dep}"
+
+
+def test_committed_prometheus_scrapes_the_compose_services() -> None:
+    config = yaml.safe_load((PROJECT_ROOT / "dashboards/prometheus/prometheus.yml").read_text())
+    hosts = {
+        t.split(":")[0]
+        for job in config["scrape_configs"]
+        for t in job["static_configs"][0]["targets"]
+    }
+    assert hosts - {"localhost"} <= set(_compose()["services"])
