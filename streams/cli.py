@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     stack_cli.add_parser(sub)
     sub.add_parser("demo", help="bring the stack up and run the main job on sample data")
+    sub.add_parser("worker", help="run the index agent (consumes memory.events)")
     return parser
 
 
@@ -44,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stack_cli.run(args, settings)
     if args.command == "demo":
         return demo.run(settings)
+    if args.command == "worker":
+        from streams.worker import run_worker
+
+        return run_worker(settings)
     return 2
 
 

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     # Prometheus and metrics endpoints
     prometheus_port: Port = 9090
     worker_metrics_port: Port = 9108
+    metrics_host: str = "127.0.0.1"
     api_host: str = "127.0.0.1"
     api_port: Port = 8000
 

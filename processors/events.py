@@ -1,0 +1,125 @@
+"""Memory event schema v1: the typed event and its JSON form on ``memory.events``."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCHEMA_V1 = "agentmem.memory/v1"
+TENANT_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Memory ids appear in Weaviate uuids and history keys ("tenant/memory/version"): no slash.
+MEMORY_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
+SHORT_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
+
+# Namespace of the memory ids we derive for adds that carry none.
+MEMORY_ID_NAMESPACE = uuid.UUID("5b0c3c3e-4b8e-4f55-9a8c-3e1f2b6d7a10")
+
+
+class EventType(StrEnum):
+    ADD = "memory.add"
+    UPDATE = "memory.update"
+    DELETE = "memory.delete"
+    ERASE = "memory.erase"
+
+
+class Mode(StrEnum):
+    FAST = "fast"
+    INTELLIGENT = "intelligent"
+
+
+class MemoryEvent(BaseModel):
+    """One memory event, validated (limits are checked by :mod:`processors.validation`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    schema_: Literal["agentmem.memory/v1"] = Field(default="agentmem.memory/v1", alias="schema")
+    event_id: str = Field(min_length=1, max_length=128)
+    type: EventType
+    tenant: str
+    agent_id: str | None = None
+    run_id: str | None = None
+    memory_id: str | None = None
+    content: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    mode: Mode = Mode.FAST
+    occurred_at: datetime | None = None
+    vector: list[float] | None = None
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type_from_string(cls, value: object) -> object:
+        return EventType(value) if isinstance(value, str) else value
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_from_string(cls, value: object) -> object:
+        return Mode(value) if isinstance(value, str) else value
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _parse_rfc3339(cls, value: object) -> object:
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return value
+
+    @field_validator("vector", mode="before")
+    @classmethod
+    def _ints_are_floats(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [
+                float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value
+            ]
+        return value
+
+    @property
+    def resolved_memory_id(self) -> str:
+        """The memory this event acts on; an add without one gets an id from its event id."""
+        if self.memory_id:
+            return self.memory_id
+        return str(uuid.uuid5(MEMORY_ID_NAMESPACE, f"{self.tenant}/{self.event_id}"))
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+def new_event(
+    type_: EventType | str,
+    tenant: str,
+    *,
+    content: str | None = None,
+    memory_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    mode: Mode | str = Mode.FAST,
+    vector: list[float] | None = None,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> MemoryEvent:
+    """Build an event with a fresh id and timestamp (what the SDK and the tests publish)."""
+    fields: dict[str, Any] = {
+        "schema": SCHEMA_V1,
+        "event_id": event_id or str(uuid.uuid4()),
+        "type": str(type_),
+        "tenant": tenant,
+        "agent_id": agent_id,
+        "run_id": run_id,
+        "memory_id": memory_id,
+        "content": content,
+        "metadata": metadata or {},
+        "mode": str(mode),
+        "occurred_at": occurred_at or datetime.now(UTC),
+        "vector": vector,
+    }
+    return MemoryEvent.model_validate(fields)
+
+
+def dumps_compact(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str).encode()

@@ -1,0 +1,114 @@
+"""Every Prometheus metric of AgentMem, built by one factory against an injected registry.
+
+Dashboards and alert rules (dashboards/) use exactly these names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    events_in: Counter
+    events_applied: Counter
+    events_noop: Counter
+    events_failed: Counter
+    deadletters: Counter
+    batch_size: Histogram
+    stage_seconds: Histogram
+    end_to_end_seconds: Histogram
+    retries: Counter
+    consumer_lag: Gauge
+    batches_in_retry: Gauge
+
+
+def build_metrics(registry: CollectorRegistry) -> Metrics:
+    return Metrics(
+        events_in=Counter(
+            "agentmem_events_in", "Events read from memory.events", ["stage"], registry=registry
+        ),
+        events_applied=Counter(
+            "agentmem_events_applied",
+            "Events whose change was applied",
+            ["type"],
+            registry=registry,
+        ),
+        events_noop=Counter(
+            "agentmem_events_noop",
+            "Events that changed nothing (duplicates, unchanged)",
+            ["type", "reason"],
+            registry=registry,
+        ),
+        events_failed=Counter(
+            "agentmem_events_failed",
+            "Events that failed a stage",
+            ["stage", "reason"],
+            registry=registry,
+        ),
+        deadletters=Counter(
+            "agentmem_deadletters",
+            "Records written to memory.deadletter",
+            ["stage", "reason"],
+            registry=registry,
+        ),
+        batch_size=Histogram(
+            "agentmem_batch_size",
+            "Events per micro-batch",
+            ["stage"],
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        ),
+        stage_seconds=Histogram(
+            "agentmem_stage_seconds",
+            "Latency of one stage for one batch",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        end_to_end_seconds=Histogram(
+            "agentmem_end_to_end_seconds",
+            "From occurred_at (or produce time) to searchable in Weaviate",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        retries=Counter(
+            "agentmem_retries",
+            "Retried operations after a transient failure",
+            ["operation"],
+            registry=registry,
+        ),
+        consumer_lag=Gauge(
+            "agentmem_consumer_lag",
+            "Events not yet committed by the worker's group",
+            ["topic", "partition"],
+            registry=registry,
+        ),
+        batches_in_retry=Gauge(
+            "agentmem_batches_in_retry",
+            "1 while the batch loop waits on a failing dependency",
+            ["operation"],
+            registry=registry,
+        ),
+    )

@@ -1,0 +1,66 @@
+"""Per-memory state kept in the ``memory_state`` table, and its JSON form. Pure."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+# How many applied event ids a memory remembers to recognise a re-published event.
+EVENT_ID_WINDOW = 64
+
+
+def memory_key(tenant: str, memory_id: str) -> str:
+    return f"{tenant}/{memory_id}"
+
+
+def content_hash(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class MemoryState:
+    """What the worker knows of one memory after its last applied change."""
+
+    version: int
+    content: str | None  # None once deleted or erased
+    content_hash: str | None
+    deleted: bool = False
+    erased: bool = False
+    created_at: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    event_ids: tuple[str, ...] = ()
+
+    @property
+    def live(self) -> bool:
+        return not self.deleted and not self.erased
+
+    def seen(self, event_id: str) -> bool:
+        return event_id in self.event_ids
+
+    def remember(self, event_id: str) -> tuple[str, ...]:
+        return (*self.event_ids, event_id)[-EVENT_ID_WINDOW:]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["event_ids"] = list(self.event_ids)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MemoryState:
+        return cls(**{**data, "event_ids": tuple(data.get("event_ids", ()))})
+
+    def purged(self, event_id: str) -> MemoryState:
+        """The state after an erase: version and event ids stay, content goes."""
+        return replace(
+            self,
+            version=self.version + 1,
+            content=None,
+            content_hash=None,
+            deleted=True,
+            erased=True,
+            metadata={},
+            event_ids=self.remember(event_id),
+        )

@@ -1,0 +1,54 @@
+"""The faust app and its table: configuration only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from streams.settings import Settings
+from streams.topics import Topics
+
+
+def broker_url(settings: Settings) -> str:
+    return "kafka://" + ";".join(s.strip() for s in settings.kafka_bootstrap_servers.split(","))
+
+
+def create_app(settings: Settings) -> faust.App:
+    return faust.App(
+        settings.worker_id,
+        broker=broker_url(settings),
+        store="rocksdb://",
+        datadir=str(settings.stack_dir / "worker"),
+        topic_partitions=settings.events_partitions,
+        topic_replication_factor=settings.replication_factor,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        web_enabled=False,
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        table_standby_replicas=0,
+    )
+
+
+def events_topic(app: faust.App, settings: Settings) -> Any:
+    return app.topic(
+        Topics.from_settings(settings).events,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.events_partitions,
+    )
+
+
+def memory_state_table(app: faust.App, settings: Settings) -> Any:
+    """memory key -> MemoryState as JSON; partitioned like memory.events (by tenant)."""
+    return app.Table(
+        "memory_state",
+        default=None,
+        partitions=settings.events_partitions,
+        schema=faust.Schema(key_serializer="raw", value_serializer="json"),
+    )

@@ -1,0 +1,87 @@
+"""Our topics, their configs, and creating them when missing."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Topics:
+    events: str
+    history: str
+    deadletter: str
+    indexed: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Topics:
+        return cls(
+            events=settings.topic("memory.events"),
+            history=settings.topic("memory.history"),
+            deadletter=settings.topic("memory.deadletter"),
+            indexed=settings.topic("memory.indexed"),
+        )
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    t = Topics.from_settings(settings)
+    n = settings.events_partitions
+    return [
+        # The source of truth: kept forever; replaying it rebuilds the read side.
+        TopicSpec(
+            t.events, n, {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
+        ),
+        # One record per change, key tenant/memory/version; erase writes tombstones.
+        TopicSpec(
+            t.history,
+            settings.history_partitions,
+            {
+                "cleanup.policy": "compact",
+                "min.cleanable.dirty.ratio": "0.1",
+                "delete.retention.ms": str(DAY_MS),
+                "segment.ms": str(DAY_MS),
+            },
+        ),
+        TopicSpec(t.deadletter, n, {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS)}),
+        TopicSpec(t.indexed, n, {"cleanup.policy": "delete", "retention.ms": str(DAY_MS)}),
+    ]
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the missing topics with their configs; return the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in topic_specs(settings) if s.name not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        s.name,
+                        num_partitions=s.partitions,
+                        replication_factor=settings.replication_factor,
+                        topic_configs=s.config,
+                    )
+                    for s in missing
+                ]
+            )
+            log.info("created topics %s", ", ".join(s.name for s in missing))
+        return [s.name for s in missing]
+    finally:
+        await admin.close()
