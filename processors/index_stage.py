@@ -20,7 +20,7 @@ from typing import Generic, Protocol, TypeVar
 
 from processors.events import MemoryEvent
 from processors.metrics import Metrics
-from processors.plan import Applied, BatchPlan, Kind, plan_batch
+from processors.plan import Applied, BatchPlan, Kind, NoOp, plan_batch
 from processors.records import (
     OutRecord,
     SourceRef,
@@ -83,6 +83,16 @@ class IndexConfig:
     backoff: Backoff = field(default_factory=Backoff)
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    stage: str
+    reason: str
+    detail: str
+    source: SourceRef
+    event_id: str | None
+    record: OutRecord
+
+
 @dataclass
 class BatchReport:
     received: int = 0
@@ -136,13 +146,8 @@ class IndexStage(Generic[H]):
         detail: str,
         event_id: str | None,
         tenant: str | None,
-    ) -> OutRecord:
-        log.info(
-            "dead-letter %s event %s: %s (%s)", incoming.source, event_id or "?", reason, detail
-        )
-        self.metrics.events_failed.labels(stage, reason).inc()
-        self.metrics.deadletters.labels(stage, reason).inc()
-        return dead_letter_record(
+    ) -> DeadLetter:
+        record = dead_letter_record(
             stage,
             reason,
             detail,
@@ -153,6 +158,20 @@ class IndexStage(Generic[H]):
             event_id,
             tenant,
         )
+        return DeadLetter(stage, reason, detail, incoming.source, event_id, record)
+
+    async def _send_dead(self, dead: Sequence[DeadLetter]) -> None:
+        """Write dead letters (retrying), then log and count what was written."""
+        records = [d.record for d in dead]
+        await self._retry(
+            "deadletter_append", lambda: self.sink.send_all(self.config.deadletter_topic, records)
+        )
+        for d in dead:
+            log.info(
+                "dead-letter %s event %s: %s (%s)", d.source, d.event_id or "?", d.reason, d.detail
+            )
+            self.metrics.events_failed.labels(d.stage, d.reason).inc()
+            self.metrics.deadletters.labels(d.stage, d.reason).inc()
 
     # -- the batch ---------------------------------------------------------------
 
@@ -160,6 +179,8 @@ class IndexStage(Generic[H]):
         """``process`` that never raises: an unexpected error is retried, then the whole
         batch is dead-lettered (stage ``index``, reason ``internal_error``) so that no
         event is lost and the loop moves on."""
+        self.metrics.batch_size.labels("index").observe(len(batch))
+        self.metrics.events_in.labels("index").inc(len(batch))
         for attempt in range(attempts):
             try:
                 return await self.process(batch)
@@ -178,18 +199,14 @@ class IndexStage(Generic[H]):
             self._dead(i, "index", "internal_error", "processing failed repeatedly", None, None)
             for i in batch
         ]
-        await self._retry(
-            "deadletter_append", lambda: self.sink.send_all(self.config.deadletter_topic, dead)
-        )
+        await self._send_dead(dead)
         return BatchReport(received=len(batch), dead_lettered=len(dead))
 
     async def process(self, batch: Sequence[Incoming[H]]) -> BatchReport:
         report = BatchReport(received=len(batch))
         if not batch:
             return report
-        self.metrics.batch_size.labels("index").observe(len(batch))
-        self.metrics.events_in.labels("index").inc(len(batch))
-        dead: list[OutRecord] = []
+        dead: list[DeadLetter] = []
         valid: list[tuple[int, MemoryEvent]] = []
         for index, incoming in enumerate(batch):
             parsed = parse_event(incoming.value, self.config.limits)
@@ -224,7 +241,10 @@ class IndexStage(Generic[H]):
 
         failed = await self._write_weaviate(plan)
         applied = [a for a in plan.applied if a.key not in failed]
-        for change in plan.applied:
+        noops = [n for n in plan.noops if n.key not in failed]
+        # A no-op judged against a change Weaviate refused depends on it: dead-letter it too.
+        dependent: list[Applied | NoOp] = [*plan.applied, *plan.noops]
+        for change in dependent:
             if change.key in failed:
                 ev = change.event
                 dead.append(
@@ -247,16 +267,14 @@ class IndexStage(Generic[H]):
         ]
         acks += [
             self._ack(batch, n.index, n.event, None, f"noop:{n.reason}", searchable_at)
-            for n in plan.noops
+            for n in noops
         ]
         started = time.perf_counter()
         await asyncio.gather(
             self._retry(
                 "history_append", lambda: self.sink.send_all(self.config.history_topic, history)
             ),
-            self._retry(
-                "deadletter_append", lambda: self.sink.send_all(self.config.deadletter_topic, dead)
-            ),
+            self._send_dead(dead),
             self._retry("ack_append", lambda: self.sink.send_all(self.config.indexed_topic, acks)),
         )
         self.metrics.stage_seconds.labels("history_append").observe(time.perf_counter() - started)
@@ -267,11 +285,11 @@ class IndexStage(Generic[H]):
 
         for change in applied:
             self.metrics.events_applied.labels(change.event.type.value).inc()
-        for noop in plan.noops:
+        for noop in noops:
             self.metrics.events_noop.labels(noop.event.type.value, noop.reason).inc()
         report.applied, report.noops, report.dead_lettered = (
             len(applied),
-            len(plan.noops),
+            len(noops),
             len(dead),
         )
         return report
@@ -331,7 +349,8 @@ class IndexStage(Generic[H]):
         """Make Weaviate hold each memory's final state; return key -> error for refusals."""
         finals = plan.final_changes()
         upserts = [a for a in finals if a.kind == Kind.UPSERT]
-        deletes = [a for a in finals if a.kind != Kind.UPSERT]
+        # A memory created and removed within this batch never reached Weaviate.
+        deletes = [a for a in finals if a.kind != Kind.UPSERT and plan.existed_before(a.key)]
         vectors = await self._vectors(upserts)
         items = {
             object_uuid(a.event.tenant, a.event.resolved_memory_id): (

@@ -21,9 +21,9 @@ class Backoff:
     cap_s: float = 5.0
 
     def delay(self, attempt: int, rng: random.Random) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2**attempt)], at least base/2."""
-        ceiling = min(self.cap_s, self.base_s * (2**attempt))
-        return max(self.base_s / 2, rng.uniform(0, ceiling))
+        """Full jitter: uniform in [0, min(cap, base * 2**attempt)], within [base/2, cap]."""
+        ceiling = min(self.cap_s, self.base_s * (2.0 ** min(attempt, 62)))
+        return min(self.cap_s, max(self.base_s / 2, rng.uniform(0, ceiling)))
 
 
 async def retry_forever(

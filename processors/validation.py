@@ -54,7 +54,7 @@ def _check_envelope(doc: dict[str, Any], limits: Limits) -> Rejection | None:
     type_ = doc.get("type")
     if type_ is None:
         return _reject("missing_field", "type is required", doc)
-    if type_ not in {t.value for t in EventType}:
+    if not isinstance(type_, str) or type_ not in {t.value for t in EventType}:
         return _reject("unknown_type", f"unknown event type {str(type_)[:80]!r}", doc)
     if not isinstance(doc.get("event_id"), str) or not doc["event_id"]:
         return _reject("missing_field", "event_id (a non-empty string) is required", doc)
@@ -71,7 +71,9 @@ def _check_envelope(doc: dict[str, Any], limits: Limits) -> Rejection | None:
         )
     metadata = doc.get("metadata")
     if metadata is not None:
-        size = len(json.dumps(metadata, separators=(",", ":"), default=str).encode())
+        size = len(
+            json.dumps(metadata, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+        )
         if size > limits.max_metadata_bytes:
             return _reject(
                 "metadata_too_large",

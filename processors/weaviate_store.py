@@ -16,7 +16,7 @@ import weaviate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter
-from weaviate.exceptions import WeaviateInsertManyAllFailedError
+from weaviate.exceptions import WeaviateDeleteManyError, WeaviateInsertManyAllFailedError
 
 from processors.state import MemoryState
 
@@ -147,9 +147,15 @@ class WeaviateStore:
         for item in items:
             by_tenant[item.tenant].append(item.uuid)
         coll = self.client.collections.use(self.name)
-        await asyncio.gather(
-            *(
-                coll.with_tenant(t).data.delete_many(where=Filter.by_id().contains_any(ids))
-                for t, ids in by_tenant.items()
-            )
-        )
+
+        async def one_tenant(tenant: str, ids: list[str]) -> None:
+            try:
+                await coll.with_tenant(tenant).data.delete_many(
+                    where=Filter.by_id().contains_any(ids)
+                )
+            except WeaviateDeleteManyError as exc:
+                # A tenant that was never created holds nothing to delete.
+                if "tenant not found" not in str(exc):
+                    raise
+
+        await asyncio.gather(*(one_tenant(t, ids) for t, ids in by_tenant.items()))

@@ -142,10 +142,11 @@ def build_worker_app(settings: Settings, registry: CollectorRegistry) -> faust.A
 
 
 def run_worker(settings: Settings) -> int:
+    (settings.stack_dir / "worker").mkdir(parents=True, exist_ok=True)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(preflight(settings))
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
     registry = CollectorRegistry()
     start_http_server(settings.worker_metrics_port, addr=settings.metrics_host, registry=registry)
     app = build_worker_app(settings, registry)
