@@ -349,8 +349,9 @@ class IndexStage(Generic[H]):
         """Make Weaviate hold each memory's final state; return key -> error for refusals."""
         finals = plan.final_changes()
         upserts = [a for a in finals if a.kind == Kind.UPSERT]
-        # A memory created and removed within this batch never reached Weaviate.
-        deletes = [a for a in finals if a.kind != Kind.UPSERT and plan.existed_before(a.key)]
+        # Deletes go out even for memories the state never saw live: after a crash between
+        # a Weaviate write and the state write, Weaviate can hold what the state does not.
+        deletes = [a for a in finals if a.kind != Kind.UPSERT]
         vectors = await self._vectors(upserts)
         items = {
             object_uuid(a.event.tenant, a.event.resolved_memory_id): (

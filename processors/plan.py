@@ -57,13 +57,6 @@ class BatchPlan:
     applied: list[Applied] = field(default_factory=list)
     noops: list[NoOp] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
-    # state of each memory touched, as it was before the batch (None: unknown memory)
-    initial: dict[str, MemoryState | None] = field(default_factory=dict)
-
-    def existed_before(self, key: str) -> bool:
-        """Whether Weaviate held the memory's object when the batch began."""
-        state = self.initial.get(key)
-        return state is not None and state.live
 
     def final_changes(self) -> list[Applied]:
         """The last change per memory: what Weaviate must end up holding."""
@@ -140,9 +133,7 @@ def plan_batch(
     overlay: dict[str, MemoryState] = {}
     for index, event in events:
         key = memory_key(event.tenant, event.resolved_memory_id)
-        if key not in plan.initial:
-            plan.initial[key] = lookup(key)
-        before = overlay[key] if key in overlay else plan.initial[key]
+        before = overlay[key] if key in overlay else lookup(key)
         outcome = decide(index, event, before, now)
         if isinstance(outcome, Applied):
             plan.applied.append(outcome)

@@ -182,7 +182,10 @@ class TopicReader:
     async def read_to_end(self) -> list[tuple[bytes | None, bytes | None]]:
         consumer = await self._ensure()
         ends = await consumer.end_offsets(list(consumer.assignment()))
-        while any(await consumer.position(tp) < end for tp, end in ends.items()):
+        while True:
+            positions = {tp: await consumer.position(tp) for tp in ends}
+            if all(positions[tp] >= end for tp, end in ends.items()):
+                break
             await self.poll()
         return self.records
 

@@ -84,7 +84,14 @@ async def drain(
 
 def assert_final_state(settings: Settings, topics: PipelineTopics, exp: Expected) -> None:
     objects = weaviate_objects(settings)
-    assert {tenant: memories for tenant, memories in objects.items() if memories} == exp.live
+    actual = {(t, m): v for t, ms in objects.items() for m, v in ms.items()}
+    wanted = {(t, m): v for t, ms in exp.live.items() for m, v in ms.items()}
+    wrong = {
+        k: (actual.get(k), wanted.get(k))
+        for k in actual.keys() | wanted.keys()
+        if actual.get(k) != wanted.get(k)
+    }
+    assert wrong == {}, f"{len(wrong)} objects differ (actual, expected): {list(wrong.items())[:5]}"
     assert dead_letter_reasons(topics) == exp.invalid
     history_keys = [k.decode() for k, _ in topics.history.records if k is not None]
     assert set(history_keys) == exp.history_keys
