@@ -47,7 +47,10 @@ fmt: setup ## format the code
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+dashboards: setup ## regenerate the Grafana dashboards from dashboards/generate.py
+	$(BIN)/python dashboards/generate.py
+
 clean-state: down ## stop the stack and delete its data (.stack/)
 	rm -rf .stack
 
-.PHONY: help setup up down status demo test unit lint fmt clean-state
+.PHONY: help setup up down status demo test unit lint fmt dashboards clean-state

@@ -260,7 +260,11 @@ class IndexStage(Generic[H]):
         searchable_at = self.now()
         self._observe_latency(batch, applied, searchable_at)
 
-        history = [rec for change in applied for rec in history_records(change, searchable_at)]
+        history = [
+            rec
+            for change in applied
+            for rec in history_records(change, batch[change.index].source.timestamp_ms)
+        ]
         acks = [
             self._ack(batch, a.index, a.event, a.after.version, "applied", searchable_at)
             for a in applied

@@ -35,11 +35,15 @@ def history_key(memory_key: str, version: int) -> str:
     return f"{memory_key}/{version}"
 
 
-def history_records(change: Applied, applied_at: datetime) -> list[OutRecord]:
+def history_records(change: Applied, produced_at_ms: int | None) -> list[OutRecord]:
     """The change record, or for an erase the tombstones of every earlier version.
 
     An erase leaves one record of its own (no content), so the history shows that
     the memory was erased and when, and nothing of what it held.
+
+    The value is a function of the event and the state before it only (no wall
+    clock), so an event re-processed after a crash rewrites a byte-identical record
+    under the same key, which compaction folds into one.
     """
     event, before, after = change.event, change.before, change.after
     records: list[OutRecord] = []
@@ -61,7 +65,7 @@ def history_records(change: Applied, applied_at: datetime) -> list[OutRecord]:
         "after": after.content,
         "metadata": after.metadata,
         "occurred_at": event.occurred_at.isoformat() if event.occurred_at else None,
-        "applied_at": applied_at.isoformat(),
+        "produced_at_ms": produced_at_ms,
     }
     records.append(OutRecord(history_key(change.key, after.version).encode(), dumps_compact(value)))
     return records

@@ -1,9 +1,38 @@
-"""`agentmem demo`: the main job on the local stack, with directions to each part."""
+"""`agentmem demo`: the main job on the local stack.
+
+Stack up, worker up, publish about 2,000 realistic memories across tenants, wait
+until every one is acknowledged as indexed, run a few searches, print the results
+and the measured throughput and latency.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import statistics
+import time
+from typing import Any
+
+import weaviate
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from loadgen.synth import SynthConfig, encode, synth_events
+from processors.embedding import Embedder
+from processors.weaviate_reader import MemoryReader
+from streams.publisher import EventPublisher
 from streams.settings import Settings
 from streams.stack import supervisor
+from streams.stack.modelpack import pack_dir
+from streams.stack.worker_daemon import ensure_worker
+from streams.topics import Topics
+
+DEMO_EVENTS = 2_000
+DEMO_TENANTS = 20
+SEARCHES = [
+    ("what food does this person like", 0.5),
+    ("upcoming appointments and meetings", 0.5),
+    ("travel plans", 0.75),
+]
 
 
 def endpoints(settings: Settings) -> list[tuple[str, str]]:
@@ -11,7 +40,7 @@ def endpoints(settings: Settings) -> list[tuple[str, str]]:
         ("Kafka bootstrap", settings.kafka_bootstrap_servers),
         ("Weaviate REST", f"{settings.weaviate_url}/v1/meta"),
         ("Weaviate gRPC", f"{settings.weaviate_host}:{settings.weaviate_grpc_port}"),
-        ("Prometheus", f"{settings.prometheus_url}/targets"),
+        ("Prometheus", f"{settings.prometheus_url}/graph?g0.expr=agentmem_events_applied_total"),
         ("Worker metrics", f"http://127.0.0.1:{settings.worker_metrics_port}/metrics"),
         ("Logs", str(settings.stack_dir / "logs")),
     ]
@@ -21,15 +50,114 @@ def print_endpoints(settings: Settings) -> None:
     print("\nWhere everything is:")
     for name, where in endpoints(settings):
         print(f"  {name:<16} {where}")
-    print("\nStop the stack with `make down` (or `agentmem stack down`).")
+    print("\nThe worker keeps running; stop everything with `make down`.")
+
+
+async def _ack_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """A consumer on memory.indexed positioned at its current end (only new acks)."""
+    topic = Topics.from_settings(settings).indexed
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await consumer.start()
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        await consumer.topics()
+        partitions = consumer.partitions_for_topic(topic) or {0}
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    for tp in tps:
+        await consumer.position(tp)
+    return consumer
+
+
+async def publish_and_wait(settings: Settings, docs: list[dict[str, Any]]) -> dict[str, Any]:
+    wanted = {str(d["event_id"]) for d in docs if "event_id" in d}
+    consumer = await _ack_consumer(settings)
+    latencies: list[float] = []
+    outcomes: dict[str, int] = {}
+    try:
+        started = time.perf_counter()
+        async with EventPublisher(settings) as publisher:
+            await publisher.publish_many_raw([encode(d) for d in docs])
+        published = time.perf_counter()
+        deadline = published + 600
+        while wanted and time.perf_counter() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for msgs in batch.values():
+                for msg in msgs:
+                    ack = json.loads(msg.value or b"{}")
+                    if ack.get("event_id") in wanted:
+                        wanted.discard(ack["event_id"])
+                        outcome = str(ack["outcome"]).split(":")[0]
+                        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                        if ack.get("produced_at_ms"):
+                            latencies.append(ack["indexed_at_ms"] - ack["produced_at_ms"])
+        finished = time.perf_counter()
+    finally:
+        await consumer.stop()
+    if wanted:
+        raise RuntimeError(f"{len(wanted)} events were not acknowledged within 10 minutes")
+    return {
+        "events": len(docs),
+        "publish_s": published - started,
+        "total_s": finished - started,
+        "outcomes": outcomes,
+        "latencies_ms": sorted(latencies),
+    }
+
+
+async def run_searches(settings: Settings, tenants: list[str]) -> None:
+    embedder = Embedder(settings.embedding_model, pack_dir(settings.cache_dir))
+    client = weaviate.use_async_with_local(
+        host=settings.weaviate_host,
+        port=settings.weaviate_http_port,
+        grpc_port=settings.weaviate_grpc_port,
+    )
+    await client.connect()
+    try:
+        reader = MemoryReader(client, settings.weaviate_collection)
+        for tenant, (query, alpha) in zip(tenants, SEARCHES, strict=False):
+            vector = embedder.embed([query])[0]
+            found = await reader.search(tenant, query, vector, limit=3, alpha=alpha)
+            print(f'\n  {tenant}: "{query}"')
+            for memory in found:
+                print(f"    {memory.score or 0:.3f}  {memory.content}")
+    finally:
+        await client.close()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def run(settings: Settings) -> int:
     try:
         outcome = supervisor.up(settings)
-    except supervisor.StackError as exc:
-        print(f"stack up failed:\n{exc}")
+        outcome["worker"] = ensure_worker(settings)
+    except (supervisor.StackError, RuntimeError) as exc:
+        print(f"demo could not start the stack:\n{exc}")
         return 1
     print("Local stack: " + ", ".join(f"{k} {v}" for k, v in outcome.items()))
+    seed = int(time.time())
+    docs = list(synth_events(SynthConfig(count=DEMO_EVENTS, tenants=DEMO_TENANTS, seed=seed)))
+    print(f"\nPublishing {len(docs)} memory events over {DEMO_TENANTS} tenants ...")
+    result = asyncio.run(publish_and_wait(settings, docs))
+    lat = result["latencies_ms"]
+    print(
+        f"  all {result['events']} acknowledged in {result['total_s']:.1f}s "
+        f"({result['events'] / result['total_s']:.0f} events/s end to end; "
+        f"published in {result['publish_s']:.2f}s)"
+    )
+    print(f"  outcomes: {result['outcomes']}")
+    print(
+        f"  produce-to-searchable latency: p50 {_percentile(lat, 0.5):.0f} ms, "
+        f"p95 {_percentile(lat, 0.95):.0f} ms, p99 {_percentile(lat, 0.99):.0f} ms, "
+        f"mean {statistics.fmean(lat) if lat else float('nan'):.0f} ms"
+    )
+    tenants = sorted({str(d["tenant"]) for d in docs if "tenant" in d})[:3]
+    print("\nSearches (hybrid, inside one tenant):")
+    asyncio.run(run_searches(settings, tenants))
     print_endpoints(settings)
     return 0

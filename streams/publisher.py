@@ -46,12 +46,13 @@ class EventPublisher:
         return event.event_id
 
     async def publish_many(self, events: Sequence[MemoryEvent]) -> list[str]:
-        futures = [
-            await self._producer.send(self.topic, e.to_json(), key=e.tenant.encode())
-            for e in events
-        ]
-        await asyncio.gather(*futures)
+        await self.publish_many_raw([(e.tenant.encode(), e.to_json()) for e in events])
         return [e.event_id for e in events]
+
+    async def publish_many_raw(self, records: Sequence[tuple[bytes | None, bytes | None]]) -> None:
+        """Send all, then wait until the broker acknowledged every one."""
+        futures = [await self._producer.send(self.topic, value, key=key) for key, value in records]
+        await asyncio.gather(*futures)
 
     async def publish_raw(self, key: bytes | None, value: bytes | None) -> None:
         """Bytes as they are (tests and replay use it to send malformed events too)."""

@@ -82,6 +82,13 @@ def start(
             cwd=cwd,
             start_new_session=True,
         )
+    # Until exec completes, /proc/<pid>/cmdline is still ours: wait for the new
+    # program, so that a marker check right after start does not misjudge it.
+    deadline = time.monotonic() + 5.0
+    while argv[0] not in _cmdline(proc.pid) and proc.poll() is None:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     files.pid_file.write_text(f"{proc.pid}\n")
     log.info("started %s as pid %d", argv[0], proc.pid)
     return proc.pid

@@ -10,6 +10,7 @@ from streams.settings import Settings
 from streams.stack import process
 from streams.stack.build import ensure_all
 from streams.stack.components import Component, components, port_open
+from streams.stack.worker_daemon import stop_worker
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def up(settings: Settings, timeout_s: float = 180.0) -> dict[str, str]:
 
 def down(settings: Settings) -> dict[str, str]:
     """Stop the components we started, in reverse order; leave anything else alone."""
-    outcome = {}
+    outcome = {"worker": "stopped" if stop_worker(settings) else "not running"}
     for comp in reversed(components(settings)):
         stopped = process.stop(comp.files, comp.marker, timeout_s=45.0)
         outcome[comp.name] = "stopped" if stopped else "not running"

@@ -96,6 +96,11 @@ async def test_private_stack_lifecycle(stack: Settings, tmp_path: Path) -> None:
         assert await _consume_all(settings, topic) == [b"written before the crash"]
     finally:
         outcome = supervisor.down(settings)
-    assert outcome == {"prometheus": "stopped", "weaviate": "stopped", "kafka": "stopped"}
+    assert outcome == {
+        "worker": "not running",
+        "prometheus": "stopped",
+        "weaviate": "stopped",
+        "kafka": "stopped",
+    }
     assert _our_processes(settings.stack_dir) == ""
     assert {r.state for r in supervisor.status(settings)} == {"stopped"}

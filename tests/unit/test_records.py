@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from processors.events import EventType, MemoryEvent, new_event
@@ -20,7 +20,7 @@ from processors.records import (
 from processors.state import MemoryState, memory_key
 
 T0 = datetime(2024, 1, 1, 8, 0, tzinfo=UTC)
-APPLIED_AT = T0 + timedelta(seconds=2)
+PRODUCED_AT_MS = 1_767_225_602_000
 KEY = memory_key("acme", "m-1")
 
 
@@ -67,7 +67,7 @@ def test_history_key_is_deterministic() -> None:
 
 def test_history_of_add() -> None:
     (c,) = history_of(ev(EventType.ADD, "e1", content="v1", agent_id="ag", metadata={"k": 1}))
-    records = history_records(c, APPLIED_AT)
+    records = history_records(c, PRODUCED_AT_MS)
     assert len(records) == 1
     assert records[0].key == b"acme/m-1/1"
     assert value_of(records[0]) == {
@@ -83,7 +83,7 @@ def test_history_of_add() -> None:
         "after": "v1",
         "metadata": {"k": 1},
         "occurred_at": T0.isoformat(),
-        "applied_at": APPLIED_AT.isoformat(),
+        "produced_at_ms": PRODUCED_AT_MS,
     }
 
 
@@ -91,7 +91,7 @@ def test_history_of_update_has_before_and_after() -> None:
     _, upd = history_of(
         ev(EventType.ADD, "e1", content="v1"), ev(EventType.UPDATE, "e2", content="v2")
     )
-    (record,) = history_records(upd, APPLIED_AT)
+    (record,) = history_records(upd, PRODUCED_AT_MS)
     assert record.key == b"acme/m-1/2"
     value = value_of(record)
     assert value["before"] == "v1"
@@ -103,7 +103,7 @@ def test_history_of_update_has_before_and_after() -> None:
 
 def test_history_of_delete() -> None:
     _, dele = history_of(ev(EventType.ADD, "e1", content="v1"), ev(EventType.DELETE, "e2"))
-    (record,) = history_records(dele, APPLIED_AT)
+    (record,) = history_records(dele, PRODUCED_AT_MS)
     assert record.key == b"acme/m-1/2"
     value = value_of(record)
     assert value["change"] == "delete"
@@ -115,7 +115,7 @@ def test_history_of_delete() -> None:
 def test_history_without_occurred_at() -> None:
     event = new_event(EventType.ADD, "acme", memory_id="m-1", content="x", event_id="e1")
     event = event.model_copy(update={"occurred_at": None})
-    records = history_records(change(event, None), APPLIED_AT)
+    records = history_records(change(event, None), PRODUCED_AT_MS)
     assert value_of(records[0])["occurred_at"] is None
 
 
@@ -128,7 +128,7 @@ def test_history_of_erase_tombstones_every_earlier_version() -> None:
     )
     erase = changes[-1]
     assert erase.kind is Kind.ERASE
-    records = history_records(erase, APPLIED_AT)
+    records = history_records(erase, PRODUCED_AT_MS)
     assert [r.key for r in records] == [b"acme/m-1/1", b"acme/m-1/2", b"acme/m-1/3", b"acme/m-1/4"]
     assert [r.value for r in records[:3]] == [None, None, None]
     value = value_of(records[3])
@@ -151,8 +151,8 @@ def test_history_of_erase_covers_every_earlier_history_key() -> None:
         ev(EventType.UPDATE, "e2", content="b"),
         ev(EventType.ERASE, "e3"),
     )
-    earlier = {r.key for c in changes[:-1] for r in history_records(c, APPLIED_AT)}
-    tombstones = {r.key for r in history_records(changes[-1], APPLIED_AT) if r.value is None}
+    earlier = {r.key for c in changes[:-1] for r in history_records(c, PRODUCED_AT_MS)}
+    tombstones = {r.key for r in history_records(changes[-1], PRODUCED_AT_MS) if r.value is None}
     assert tombstones == earlier
 
 
@@ -256,3 +256,8 @@ def test_dead_letter_without_key_or_value() -> None:
 
 def test_source_ref_str() -> None:
     assert str(SourceRef("memory.events", 2, 17)) == "memory.events[2]@17"
+
+
+def test_reprocessing_rewrites_a_byte_identical_history_record() -> None:
+    c = change(ev(EventType.ADD, "e-1", content="first"), None)
+    assert history_records(c, PRODUCED_AT_MS) == history_records(c, PRODUCED_AT_MS)
