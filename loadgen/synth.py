@@ -165,6 +165,8 @@ class SynthConfig:
     duplicate_ratio: float = 0.0
     invalid_ratio: float = 0.0
     mode: str = "fast"
+    start: datetime | None = None  # occurred_at of the first event; None: now
+    spacing_ms: float = 0.0  # occurred_at step between events
 
 
 def synth_events(config: SynthConfig) -> Iterator[dict[str, object]]:
@@ -173,10 +175,10 @@ def synth_events(config: SynthConfig) -> Iterator[dict[str, object]]:
     tenants = [f"user-{i:04d}" for i in range(config.tenants)]
     live: dict[str, list[str]] = {t: [] for t in tenants}
     contents: dict[tuple[str, str], str] = {}
-    start = datetime(2026, 1, 1, tzinfo=UTC)
+    start = config.start or datetime.now(UTC)
     for i in range(config.count):
         tenant = rng.choice(tenants)
-        occurred = (start + timedelta(seconds=i)).isoformat()
+        occurred = (start + timedelta(milliseconds=i * config.spacing_ms)).isoformat()
         event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         base: dict[str, object] = {
             "schema": "agentmem.memory/v1",

@@ -24,7 +24,7 @@ from streams.settings import Settings
 from streams.stack import supervisor
 from streams.stack.modelpack import pack_dir
 from streams.stack.worker_daemon import ensure_worker
-from streams.topics import Topics
+from streams.topics import Topics, partitions_of
 
 DEMO_EVENTS = 2_000
 DEMO_TENANTS = 20
@@ -58,11 +58,10 @@ async def _ack_consumer(settings: Settings) -> AIOKafkaConsumer:
     topic = Topics.from_settings(settings).indexed
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await consumer.start()
-    partitions = consumer.partitions_for_topic(topic)
-    if not partitions:
-        await consumer.topics()
-        partitions = consumer.partitions_for_topic(topic) or {0}
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    tps = [
+        TopicPartition(topic, p)
+        for p in await partitions_of(settings.kafka_bootstrap_servers, topic)
+    ]
     consumer.assign(tps)
     await consumer.seek_to_end(*tps)
     for tp in tps:

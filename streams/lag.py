@@ -9,6 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from processors.metrics import Metrics
+from streams.topics import partitions_of
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,7 @@ class LagMonitor:
         self.bootstrap, self.group, self.topic, self.metrics = bootstrap, group, topic, metrics
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: list[int] = []
 
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None or self._consumer is None:
@@ -31,10 +33,10 @@ class LagMonitor:
         """Lag per partition (end offset minus the group's committed offset)."""
         try:
             admin, consumer = await self._clients()
-            partitions = consumer.partitions_for_topic(self.topic) or set()
-            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            if not self._partitions:
+                self._partitions = await partitions_of(self.bootstrap, self.topic)
+            tps = [TopicPartition(self.topic, p) for p in self._partitions]
             if not tps:
-                await consumer.topics()  # refresh metadata
                 return {}
             ends = await consumer.end_offsets(tps)
             committed = await admin.list_consumer_group_offsets(self.group, partitions=tps)

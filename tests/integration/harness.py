@@ -19,10 +19,9 @@ from typing import Any
 import httpx
 import weaviate
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.settings import Settings
-from streams.topics import Topics
+from streams.topics import Topics, partitions_of
 
 
 def free_port() -> int:
@@ -145,18 +144,12 @@ class TopicReader:
     _consumer: AIOKafkaConsumer | None = None
 
     async def _partitions(self) -> list[int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
-        await admin.start()
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                described = await admin.describe_topics([self.topic])
-                found = [p["partition"] for d in described for p in d.get("partitions", [])]
-                if found or time.monotonic() > deadline:
-                    return sorted(found)
-                await asyncio.sleep(0.3)
-        finally:
-            await admin.close()
+        deadline = time.monotonic() + 30
+        while True:
+            found = await partitions_of(self.settings.kafka_bootstrap_servers, self.topic)
+            if found or time.monotonic() > deadline:
+                return found
+            await asyncio.sleep(0.3)
 
     async def _ensure(self) -> AIOKafkaConsumer:
         if self._consumer is None:
