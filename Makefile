@@ -47,10 +47,14 @@ fmt: setup ## format the code
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+bench: setup ## benchmarks against the local stack (ratios to same-run baselines); writes bench-results.json
+	$(BIN)/agentmem stack up
+	$(BIN)/loadgen bench
+
 dashboards: setup ## regenerate the Grafana dashboards from dashboards/generate.py
 	$(BIN)/python dashboards/generate.py
 
 clean-state: down ## stop the stack and delete its data (.stack/)
 	rm -rf .stack
 
-.PHONY: help setup up down status demo test unit lint fmt dashboards clean-state
+.PHONY: help setup up down status demo test unit lint fmt bench dashboards clean-state
