@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from loadgen.synth import SynthConfig, encode, synth_events
+from streams.topics import partitions_of
 
 
 @dataclass(frozen=True)
@@ -34,16 +34,6 @@ class BenchEnv:
     embedding_batch: int
     workdir: Path
     env: dict[str, str]
-
-
-async def _partitions(bootstrap: str, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return sorted(p["partition"] for d in described for p in d.get("partitions", []))
 
 
 async def _publish(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> float:
@@ -69,7 +59,7 @@ async def _count_acks(bootstrap: str, topic: str, want: int, timeout_s: float) -
     deadline = time.perf_counter() + timeout_s
     partitions: list[int] = []
     while not partitions and time.perf_counter() < deadline:
-        partitions = await _partitions(bootstrap, topic)
+        partitions = await partitions_of(bootstrap, topic)
         await asyncio.sleep(0.2)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()

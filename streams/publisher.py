@@ -13,18 +13,23 @@ from streams.settings import Settings
 from streams.topics import Topics
 
 
+def durable_producer(bootstrap: str) -> AIOKafkaProducer:
+    """An idempotent producer that waits for all in-sync replicas (acks=all)."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=512 * 1024,
+    )
+
+
 class EventPublisher:
     """An idempotent producer (acks=all) keyed by tenant, so a tenant's events keep order."""
 
     def __init__(self, settings: Settings) -> None:
         self.topic = Topics.from_settings(settings).events
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_batch_size=512 * 1024,
-        )
+        self._producer = durable_producer(settings.kafka_bootstrap_servers)
 
     async def start(self) -> None:
         await self._producer.start()

@@ -20,6 +20,7 @@ from processors.validation import Limits
 from processors.weaviate_store import WeaviateStore
 from streams.app import create_app, events_topic, memory_state_table
 from streams.lag import LagMonitor
+from streams.publisher import durable_producer
 from streams.settings import Settings
 from streams.stack.modelpack import pack_dir
 from streams.state_table import TableStateStore
@@ -60,13 +61,7 @@ class Resources:
         if self._stage is not None:
             return self._stage
         s = self.settings
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap_servers,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_batch_size=512 * 1024,
-        )
+        self._producer = durable_producer(s.kafka_bootstrap_servers)
         await self._producer.start()
         self._client = weaviate_async_client(s)
         await self._client.connect()
