@@ -42,6 +42,8 @@ class Metrics:
     retries: Counter
     consumer_lag: Gauge
     batches_in_retry: Gauge
+    api_requests: Counter
+    api_seconds: Histogram
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
@@ -109,6 +111,19 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
             "agentmem_batches_in_retry",
             "1 while the batch loop waits on a failing dependency",
             ["operation"],
+            registry=registry,
+        ),
+        api_requests=Counter(
+            "agentmem_api_requests",
+            "HTTP API requests",
+            ["route", "method", "status"],
+            registry=registry,
+        ),
+        api_seconds=Histogram(
+            "agentmem_api_request_seconds",
+            "HTTP API request latency",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
             registry=registry,
         ),
     )

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from streams import demo
+from streams import client_cli, demo
 from streams.settings import Settings
 from streams.stack import cli as stack_cli
 
@@ -21,6 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
     stack_cli.add_parser(sub)
     sub.add_parser("demo", help="bring the stack up and run the main job on sample data")
     sub.add_parser("worker", help="run the index agent (consumes memory.events)")
+    api = sub.add_parser("api", help="run the HTTP API")
+    api.add_argument("--host")
+    api.add_argument("--port", type=int)
+    client_cli.add_parsers(sub)
     return parser
 
 
@@ -45,6 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stack_cli.run(args, settings)
     if args.command == "demo":
         return demo.run(settings)
+    if args.command == "api":
+        from streams.api import run_api
+
+        return run_api(settings, args.host, args.port)
+    if args.command in ("publish", "search", "get", "history"):
+        return client_cli.run(args, settings)
     if args.command == "worker":
         from streams.worker import run_worker
 

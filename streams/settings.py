@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     api_host: str = "127.0.0.1"
     api_port: Port = 8000
+    # "key=tenant1,tenant2;otherkey=*" (see streams/auth.py)
+    api_keys: SecretStr = SecretStr("")
+    api_wait_timeout_s: float = Field(default=30.0, gt=0, le=600)
 
     # Embedding
     embedding_model: str = MODEL_PACK_NAME
