@@ -91,6 +91,7 @@ class DeadLetter:
     source: SourceRef
     event_id: str | None
     record: OutRecord
+    tenant: str | None = None
 
 
 @dataclass
@@ -158,7 +159,7 @@ class IndexStage(Generic[H]):
             event_id,
             tenant,
         )
-        return DeadLetter(stage, reason, detail, incoming.source, event_id, record)
+        return DeadLetter(stage, reason, detail, incoming.source, event_id, record, tenant)
 
     async def _send_dead(self, dead: Sequence[DeadLetter]) -> None:
         """Write dead letters (retrying), then log and count what was written."""
@@ -272,6 +273,21 @@ class IndexStage(Generic[H]):
         acks += [
             self._ack(batch, n.index, n.event, None, f"noop:{n.reason}", searchable_at)
             for n in noops
+        ]
+        # A writer waiting on an event that was refused learns it at once, not by timeout.
+        acks += [
+            ack_record(
+                d.event_id,
+                d.tenant,
+                "",
+                None,
+                f"rejected:{d.reason}",
+                d.source,
+                None,
+                searchable_at,
+            )
+            for d in dead
+            if d.event_id and d.tenant
         ]
         started = time.perf_counter()
         await asyncio.gather(

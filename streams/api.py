@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Res
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from processors.events import EventType, MemoryEvent, new_event
 from processors.metrics import Metrics, build_metrics
@@ -38,11 +39,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "the key may not touch this tenant"},
     422: {"model": ErrorOut, "description": "invalid request"},
 }
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    201: {"model": Accepted, "description": "indexed (with wait=true)"},
+    409: {"model": ErrorOut, "description": "rejected: no such live memory (with wait=true)"},
+    504: {"model": ErrorOut, "description": "accepted but not indexed in time (wait=true)"},
+    **ERRORS,
+}
 _STATUS_NAMES = {
     400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
+    409: "conflict",
     405: "method_not_allowed",
     413: "too_large",
     422: "invalid_request",
@@ -110,8 +118,8 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         metrics.api_seconds.labels(path, request.method).observe(time.perf_counter() - started)
         return response
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)  # also routing's own 404 and 405
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         name = _STATUS_NAMES.get(exc.status_code, "error")
         return JSONResponse(
             {"error": name, "message": str(exc.detail)}, exc.status_code, headers=exc.headers
@@ -133,8 +141,13 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
             ack = (await sdk().wait_indexed([event_id], settings.api_wait_timeout_s))[event_id]
         except TimeoutError as exc:
             raise HTTPException(504, f"event {event_id} accepted but not indexed yet") from exc
+        outcome = str(ack.get("outcome"))
+        if outcome.startswith("rejected:"):
+            reason = outcome.removeprefix("rejected:")
+            status = 409 if reason == "memory_not_found" else 422
+            raise HTTPException(status, f"event {event_id} was rejected: {reason}")
         body = body.model_copy(
-            update={"indexed": True, "version": ack.get("version"), "outcome": ack.get("outcome")}
+            update={"indexed": True, "version": ack.get("version"), "outcome": outcome}
         )
         return JSONResponse(body.model_dump(), 201)
 
@@ -144,7 +157,7 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         "/v1/memories",
         status_code=202,
         response_model=Accepted,
-        responses={201: {"model": Accepted}, 504: {"model": ErrorOut}, **ERRORS},
+        responses=WRITE_RESPONSES,
     )
     async def add_memory(body: MemoryIn, tenants: Caller, wait: Wait = False) -> JSONResponse:
         allow(tenants, body.tenant)
@@ -164,7 +177,7 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         "/v1/memories/{memory_id}",
         status_code=202,
         response_model=Accepted,
-        responses={201: {"model": Accepted}, 504: {"model": ErrorOut}, **ERRORS},
+        responses=WRITE_RESPONSES,
     )
     async def update_memory(
         memory_id: ShortId, body: MemoryUpdate, tenants: Caller, wait: Wait = False
@@ -183,7 +196,7 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         "/v1/memories/{memory_id}",
         status_code=202,
         response_model=Accepted,
-        responses={201: {"model": Accepted}, 504: {"model": ErrorOut}, **ERRORS},
+        responses=WRITE_RESPONSES,
     )
     async def delete_memory(
         memory_id: ShortId, tenant: Annotated[Tenant, Query()], tenants: Caller, wait: Wait = False
@@ -195,7 +208,7 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         "/v1/memories/{memory_id}/erase",
         status_code=202,
         response_model=Accepted,
-        responses={201: {"model": Accepted}, 504: {"model": ErrorOut}, **ERRORS},
+        responses=WRITE_RESPONSES,
     )
     async def erase_memory(
         memory_id: ShortId, tenant: Annotated[Tenant, Query()], tenants: Caller, wait: Wait = False

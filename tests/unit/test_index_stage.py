@@ -376,11 +376,15 @@ async def test_refused_object_is_dead_lettered_others_applied() -> None:
     assert h.store.upsert_calls[-1][0].uuid == uuid_of("m-bad")
     assert h.metric("agentmem_retries_total", operation="weaviate_object") == attempts - 1
     assert h.metric("agentmem_deadletters_total", stage="index", reason="weaviate_rejected") == 1
-    # no state, history or ack for the refused memory
+    # no state or history for the refused memory; its ack says it was rejected
     assert key_of("m-bad") not in h.state.data
     assert set(h.state.data) == {key_of("m-1"), key_of("m-3")}
     assert sorted(r.key for r in h.history()) == [b"acme/m-1/1", b"acme/m-3/1"]
-    assert sorted(a["event_id"] for a in h.acks()) == ["e1", "e3"]
+    assert sorted(a["event_id"] for a in h.acks() if a["outcome"] == "applied") == ["e1", "e3"]
+    rejected = [a for a in h.acks() if a["outcome"].startswith("rejected")]
+    assert [(a["event_id"], a["outcome"]) for a in rejected] == [
+        ("e2", "rejected:weaviate_rejected")
+    ]
     assert set(h.store.objects) == {uuid_of("m-1"), uuid_of("m-3")}
 
 
