@@ -45,10 +45,19 @@ def events_topic(app: faust.App, settings: Settings) -> Any:
 
 
 def memory_state_table(app: faust.App, settings: Settings) -> Any:
-    """memory key -> MemoryState as JSON; partitioned like memory.events (by tenant)."""
+    """memory key -> MemoryState as JSON bytes; partitioned like memory.events (by tenant).
+
+    Keys and values are raw bytes end to end (streams/state_table.py encodes them):
+    with a json value serializer, faust's changelog recovery decoded the raw keys as
+    JSON, failed on every record and never finished recovering.
+    """
     return app.Table(
         "memory_state",
         default=None,
         partitions=settings.events_partitions,
-        schema=faust.Schema(key_serializer="raw", value_serializer="json"),
+        key_type=bytes,
+        value_type=bytes,
+        schema=faust.Schema(
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        ),
     )

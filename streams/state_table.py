@@ -8,6 +8,7 @@ the state of a memory then lives in the partition of its tenant, like its events
 
 from __future__ import annotations
 
+import json
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,8 +35,9 @@ class TableStateStore:
     def get(self, handle: Any, key: str) -> MemoryState | None:
         with _as_current(handle):
             raw = self.table.get(key.encode())
-        return MemoryState.from_dict(raw) if raw else None
+        return MemoryState.from_dict(json.loads(raw)) if raw else None
 
     def put(self, handle: Any, key: str, state: MemoryState) -> None:
+        value = json.dumps(state.to_dict(), separators=(",", ":")).encode()
         with _as_current(handle):
-            self.table[key.encode()] = state.to_dict()
+            self.table[key.encode()] = value
