@@ -42,22 +42,3 @@ def events_topic(app: faust.App, settings: Settings) -> Any:
         value_serializer="raw",
         partitions=settings.events_partitions,
     )
-
-
-def memory_state_table(app: faust.App, settings: Settings) -> Any:
-    """memory key -> MemoryState as JSON bytes; partitioned like memory.events (by tenant).
-
-    Keys and values are raw bytes end to end (streams/state_table.py encodes them):
-    with a json value serializer, faust's changelog recovery decoded the raw keys as
-    JSON, failed on every record and never finished recovering.
-    """
-    return app.Table(
-        "memory_state",
-        default=None,
-        partitions=settings.events_partitions,
-        key_type=bytes,
-        value_type=bytes,
-        schema=faust.Schema(
-            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-        ),
-    )

@@ -18,12 +18,12 @@ from processors.metrics import Metrics, build_metrics
 from processors.records import SourceRef
 from processors.validation import Limits
 from processors.weaviate_store import WeaviateStore
-from streams.app import create_app, events_topic, memory_state_table
+from streams.app import create_app, events_topic
 from streams.lag import LagMonitor
 from streams.publisher import durable_producer
 from streams.settings import Settings
 from streams.stack.modelpack import pack_dir
-from streams.state_table import TableStateStore
+from streams.state_store import LocalStateStore
 from streams.topics import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,9 @@ async def preflight(settings: Settings) -> None:
 class Resources:
     """Clients that must live in the worker's event loop, made on the agent's first run."""
 
-    def __init__(self, settings: Settings, metrics: Metrics, embedder: Embedder, table: Any):
+    def __init__(
+        self, settings: Settings, metrics: Metrics, embedder: Embedder, table: LocalStateStore
+    ):
         self.settings, self.metrics, self.embedder, self.table = settings, metrics, embedder, table
         self._stage: IndexStage[Any] | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -75,7 +77,7 @@ class Resources:
         )
         self._stage = IndexStage(
             config,
-            TableStateStore(self.table),
+            self.table,
             self.embedder,
             WeaviateStore(self._client, s.weaviate_collection),
             KafkaRecordSink(self._producer),
@@ -88,6 +90,7 @@ class Resources:
             await self._producer.stop()
         if self._client is not None:
             await self._client.close()
+        self.table.close()
 
 
 def to_incoming(event: Any) -> Incoming[Any]:
@@ -105,7 +108,7 @@ def build_worker_app(settings: Settings, registry: CollectorRegistry) -> faust.A
         settings.embedding_model, pack_dir(settings.cache_dir), settings.embedding_threads
     )
     app = create_app(settings)
-    table = memory_state_table(app, settings)
+    table = LocalStateStore(settings.stack_dir / "worker" / "memory_state")
     resources = Resources(settings, metrics, embedder, table)
     lag = LagMonitor(
         settings.kafka_bootstrap_servers,

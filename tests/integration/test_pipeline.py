@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import shutil
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -285,31 +284,3 @@ async def test_weaviate_outage_is_waited_out(
     finally:
         worker.stop()
         supervisor.up(stack)
-
-
-async def test_state_is_recovered_from_the_changelog(
-    pipeline: tuple[Settings, WorkerProcess], topics_for: list[PipelineTopics]
-) -> None:
-    """Lose the worker's local state (a new machine): faust rebuilds memory_state from
-    its changelog, so re-published events are still recognised as duplicates."""
-    settings, worker = pipeline
-    scenario = generate(1_500, tenants=10, seed=31, invalid_ratio=0.0)
-    exp = scenario.expected
-    worker.start()
-    try:
-        topics = PipelineTopics.open(settings)
-        topics_for.append(topics)
-        await publish(settings, scenario.events)
-        await drain(topics, exp, worker)
-        worker.stop()
-        shutil.rmtree(settings.stack_dir / "worker")
-        worker.start()
-        await publish(settings, scenario.events)
-        await drain(topics, exp, worker, rounds=2, timeout_s=300)
-        second_round = accepted_acks(topics)[len(exp.applied_event_ids) :]
-        assert {a["outcome"] for a in second_round} == {"noop:duplicate_event"}
-        assert "Error in recovery" not in worker.log_tail(400)
-        await topics.history.read_to_end()
-        assert_final_state(settings, topics, exp)
-    finally:
-        worker.stop()
