@@ -50,6 +50,9 @@ class MemoryEvent(BaseModel):
     mode: Mode = Mode.FAST
     occurred_at: datetime | None = None
     vector: list[float] | None = None
+    # Set on the events an intelligent-mode decision derives: the event id of the
+    # memory whose enrichment decided the change (audit trail; no decision on a decision).
+    caused_by: str | None = Field(default=None, min_length=1, max_length=128)
 
     @field_validator("type", mode="before")
     @classmethod

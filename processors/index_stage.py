@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Generic, Protocol, TypeVar
 
-from processors.events import MemoryEvent
+from processors.enrichment import EnrichRequest
+from processors.events import MemoryEvent, Mode
 from processors.metrics import Metrics
 from processors.plan import Applied, BatchPlan, Kind, NoOp, plan_batch
 from processors.records import (
@@ -79,6 +80,8 @@ class IndexConfig:
     indexed_topic: str
     limits: Limits
     embed_batch: int = 256
+    # memory.enrich: where intelligent-mode memories go once searchable (None: nowhere)
+    enrich_topic: str | None = None
     object_attempts: int = 5
     backoff: Backoff = field(default_factory=Backoff)
 
@@ -112,8 +115,11 @@ class IndexStage(Generic[H]):
         sink: RecordSink,
         metrics: Metrics,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        write_lock: asyncio.Lock | None = None,
     ) -> None:
         self.config = config
+        # Shared with the enrich stage so that its writes never overwrite a newer version.
+        self.write_lock = write_lock or asyncio.Lock()
         self.state = state
         self.embedder = embedder
         self.store = store
@@ -289,11 +295,13 @@ class IndexStage(Generic[H]):
             for d in dead
             if d.event_id and d.tenant
         ]
+        enrich = self._enrich_requests(plan, failed, searchable_at)
         started = time.perf_counter()
         await asyncio.gather(
             self._retry(
                 "history_append", lambda: self.sink.send_all(self.config.history_topic, history)
             ),
+            self._send_enrich(enrich),
             self._send_dead(dead),
             self._retry("ack_append", lambda: self.sink.send_all(self.config.indexed_topic, acks)),
         )
@@ -313,6 +321,33 @@ class IndexStage(Generic[H]):
             len(dead),
         )
         return report
+
+    def _enrich_requests(
+        self, plan: BatchPlan, failed: dict[str, str], at: datetime
+    ) -> list[OutRecord]:
+        """One request per intelligent memory whose final version in the batch is live."""
+        if self.config.enrich_topic is None:
+            return []
+        at_ms = int(at.timestamp() * 1000)
+        return [
+            EnrichRequest(
+                tenant=a.event.tenant,
+                memory_id=a.event.resolved_memory_id,
+                version=a.after.version,
+                event_id=a.event.event_id,
+                content=a.after.content or "",
+                decide=a.event.caused_by is None,
+                occurred_at=a.event.occurred_at,
+                indexed_at_ms=at_ms,
+            ).record()
+            for a in plan.final_changes()
+            if a.kind == Kind.UPSERT and a.event.mode == Mode.INTELLIGENT and a.key not in failed
+        ]
+
+    async def _send_enrich(self, records: list[OutRecord]) -> None:
+        topic = self.config.enrich_topic
+        if records and topic is not None:
+            await self._retry("enrich_request", lambda: self.sink.send_all(topic, records))
 
     def _ack(
         self,
@@ -387,23 +422,26 @@ class IndexStage(Generic[H]):
             )
             for a, vec in zip(upserts, vectors, strict=True)
         }
-        started = time.perf_counter()
-        pending = dict(items)
-        errors: dict[str, str] = {}
-        for attempt in range(self.config.object_attempts):
-            if attempt:
-                self.metrics.retries.labels("weaviate_object").inc(len(pending))
-                await asyncio.sleep(self.config.backoff.delay(attempt - 1, self._rng))
-            current = [item for _, item in pending.values()]
-            errors = await self._retry("weaviate_write", partial(self.store.upsert, current))
-            pending = {u: v for u, v in pending.items() if u in errors}
-            if not pending:
-                break
-        if deletes:
-            delete_items = [
-                DeleteItem(a.event.tenant, object_uuid(a.event.tenant, a.event.resolved_memory_id))
-                for a in deletes
-            ]
-            await self._retry("weaviate_delete", lambda: self.store.delete(delete_items))
+        async with self.write_lock:
+            started = time.perf_counter()
+            pending = dict(items)
+            errors: dict[str, str] = {}
+            for attempt in range(self.config.object_attempts):
+                if attempt:
+                    self.metrics.retries.labels("weaviate_object").inc(len(pending))
+                    await asyncio.sleep(self.config.backoff.delay(attempt - 1, self._rng))
+                current = [item for _, item in pending.values()]
+                errors = await self._retry("weaviate_write", partial(self.store.upsert, current))
+                pending = {u: v for u, v in pending.items() if u in errors}
+                if not pending:
+                    break
+            if deletes:
+                delete_items = [
+                    DeleteItem(
+                        a.event.tenant, object_uuid(a.event.tenant, a.event.resolved_memory_id)
+                    )
+                    for a in deletes
+                ]
+                await self._retry("weaviate_delete", lambda: self.store.delete(delete_items))
         self.metrics.stage_seconds.labels("weaviate_write").observe(time.perf_counter() - started)
         return {key: errors.get(u, "refused") for u, (key, _) in pending.items()}

@@ -44,6 +44,14 @@ class Metrics:
     batches_in_retry: Gauge
     api_requests: Counter
     api_seconds: Histogram
+    llm_requests: Counter
+    llm_seconds: Histogram
+    llm_prompt_items: Histogram
+    llm_cache: Counter
+    llm_circuit_state: Gauge
+    enrichments: Counter
+    enrich_decisions: Counter
+    enrichment_lag_seconds: Histogram
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
@@ -123,6 +131,58 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
             "agentmem_api_request_seconds",
             "HTTP API request latency",
             ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        llm_requests=Counter(
+            "agentmem_llm_requests",
+            "LLM chat-completion requests by processor and outcome "
+            "(ok, rate_limited, server_error, timeout, connection_error, invalid_answer, "
+            "rejected, circuit_open)",
+            ["kind", "outcome"],
+            registry=registry,
+        ),
+        llm_seconds=Histogram(
+            "agentmem_llm_request_seconds",
+            "Latency of one LLM request, whatever its outcome",
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        llm_prompt_items=Histogram(
+            "agentmem_llm_prompt_items",
+            "Memories packed into one LLM request",
+            ["kind"],
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        ),
+        llm_cache=Counter(
+            "agentmem_llm_cache",
+            "llm_cache lookups by processor and result (hit, miss)",
+            ["kind", "result"],
+            registry=registry,
+        ),
+        llm_circuit_state=Gauge(
+            "agentmem_llm_circuit_state",
+            "Circuit breaker of the LLM endpoint: 0 closed, 1 half-open, 2 open",
+            ["endpoint"],
+            registry=registry,
+        ),
+        enrichments=Counter(
+            "agentmem_enrichments",
+            "Enrichment requests finished, by outcome (enriched, partial, failed, stale)",
+            ["outcome"],
+            registry=registry,
+        ),
+        enrich_decisions=Counter(
+            "agentmem_enrich_decisions",
+            "ADD/UPDATE/DELETE/NOOP decisions carried out by the merge step",
+            ["action"],
+            registry=registry,
+        ),
+        enrichment_lag_seconds=Histogram(
+            "agentmem_enrichment_lag_seconds",
+            "From a memory becoming searchable to its enrichment applied",
             buckets=LATENCY_BUCKETS,
             registry=registry,
         ),

@@ -67,6 +67,8 @@ def history_records(change: Applied, produced_at_ms: int | None) -> list[OutReco
         "occurred_at": event.occurred_at.isoformat() if event.occurred_at else None,
         "produced_at_ms": produced_at_ms,
     }
+    if event.caused_by is not None:
+        value["caused_by"] = event.caused_by
     records.append(OutRecord(history_key(change.key, after.version).encode(), dumps_compact(value)))
     return records
 

@@ -33,12 +33,17 @@ def create_app(settings: Settings) -> faust.App:
     )
 
 
-def events_topic(app: faust.App, settings: Settings) -> Any:
+def raw_topic(app: faust.App, name: str, partitions: int) -> Any:
+    """A topic of raw bytes: our stages parse and validate values themselves."""
     return app.topic(
-        Topics.from_settings(settings).events,
+        name,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
-        partitions=settings.events_partitions,
+        partitions=partitions,
     )
+
+
+def events_topic(app: faust.App, settings: Settings) -> Any:
+    return raw_topic(app, Topics.from_settings(settings).events, settings.events_partitions)

@@ -71,6 +71,22 @@ class Settings(BaseSettings):
     llm_base_url: str = "http://127.0.0.1:8700/v1"
     llm_api_key: SecretStr = SecretStr("not-needed")
     llm_model: str = "agentmem-fake"
+    llm_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    llm_attempts: int = Field(default=4, ge=1, le=20)
+    # memories packed into one prompt, and requests in flight per processor
+    llm_batch_size: int = Field(default=16, ge=1, le=512)
+    llm_concurrency: int = Field(default=4, ge=1, le=256)
+    llm_prompt_version: str = Field(default="v1", pattern=r"^v[0-9]+$")
+    # circuit breaker: opens when failure_ratio of the last window calls (>= min_calls) failed
+    llm_circuit_window: int = Field(default=20, ge=1)
+    llm_circuit_min_calls: int = Field(default=10, ge=1)
+    llm_circuit_failure_ratio: float = Field(default=0.8, gt=0, le=1)
+    llm_circuit_cooldown_s: float = Field(default=10.0, gt=0)
+    # the enrich agent's micro-batches, and the older memories a decision is shown
+    enrich_max_batch: int = Field(default=512, ge=1, le=10_000)
+    enrich_linger_ms: int = Field(default=500, ge=0, le=60_000)
+    decision_candidates: int = Field(default=5, ge=1, le=50)
+    decision_max_distance: float = Field(default=0.7, gt=0, le=2)
 
     # Local state and build cache
     stack_dir: Path = PROJECT_ROOT / ".stack"
@@ -103,6 +119,12 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _circuit_window_holds_min_calls(self) -> Settings:
+        if self.llm_circuit_min_calls > self.llm_circuit_window:
+            raise ValueError("llm_circuit_min_calls must not exceed llm_circuit_window")
+        return self
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> Settings:

@@ -34,3 +34,25 @@ class LocalStateStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+class LocalCache:
+    """``llm_cache``: answers by cache key, in a local rocksdict database.
+
+    A cache, so losing it costs LLM requests, never correctness; kept local for the
+    same reason as memory_state (no changelog recovery to hang a restart).
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = Rdict(str(path), options=Options(raw_mode=True))
+
+    def get(self, key: str) -> bytes | None:
+        value = self._db.get(key.encode())
+        return bytes(value) if value is not None else None
+
+    def put(self, key: str, value: bytes) -> None:
+        self._db[key.encode()] = value
+
+    def close(self) -> None:
+        self._db.close()

@@ -27,6 +27,8 @@ class Topics:
     history: str
     deadletter: str
     indexed: str
+    enrich: str
+    enriched: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -35,6 +37,8 @@ class Topics:
             history=settings.topic("memory.history"),
             deadletter=settings.topic("memory.deadletter"),
             indexed=settings.topic("memory.indexed"),
+            enrich=settings.topic("memory.enrich"),
+            enriched=settings.topic("memory.enriched"),
         )
 
 
@@ -59,6 +63,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         ),
         TopicSpec(t.deadletter, n, {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS)}),
         TopicSpec(t.indexed, n, {"cleanup.policy": "delete", "retention.ms": str(DAY_MS)}),
+        # Intelligent mode: requests to enrich a searchable memory (key tenant, so a
+        # tenant's memories are decided in order), and how each enrichment ended.
+        TopicSpec(t.enrich, n, {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}),
+        TopicSpec(t.enriched, n, {"cleanup.policy": "delete", "retention.ms": str(DAY_MS)}),
     ]
 
 

@@ -1,0 +1,352 @@
+"""The enrich stage: one micro-batch of ``memory.enrich`` requests to enriched memories.
+
+dispatch: parse, keep the latest version per memory, read the memories (with vectors)
+and their older neighbours -> the facts, importance and decision processors run
+concurrently, each packing many memories per prompt -> merge: decisions become
+derived events on ``memory.events``, facts and importance are written to the
+objects still at the enriched version, ``memory.enriched`` says how each ended,
+and failures go to the dead-letter topic with stage ``enrich``. The memory itself
+was searchable before any of this began, and stays whatever happens here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Generic, Protocol, TypeVar
+
+from pydantic import ValidationError
+
+from processors.enrich_processor import Failure, Result
+from processors.enrichment import (
+    Candidate,
+    Decision,
+    EnrichRequest,
+    decision_from_answer,
+    decision_item,
+    enriched_record,
+    local_decision,
+    plan_decisions,
+)
+from processors.index_stage import Incoming, RecordSink
+from processors.llm_prompts import PromptKind
+from processors.metrics import Metrics
+from processors.records import OutRecord, dead_letter_record
+from processors.retry import Backoff, retry_forever
+from processors.weaviate_enrich import StoredMemory, gather_bounded
+from processors.weaviate_store import object_uuid
+
+log = logging.getLogger(__name__)
+
+H = TypeVar("H")
+T = TypeVar("T")
+
+
+class EnrichStore(Protocol):
+    async def fetch(self, tenant: str, uuids: Sequence[str]) -> dict[str, StoredMemory]: ...
+
+    async def neighbours(
+        self, tenant: str, memory: StoredMemory, limit: int, max_distance: float
+    ) -> list[Candidate]: ...
+
+    async def write_enrichment(
+        self, tenant: str, updates: dict[str, tuple[int, dict[str, Any]]]
+    ) -> tuple[list[str], dict[str, str]]: ...
+
+
+class ItemProcessor(Protocol):
+    async def run(self, items: dict[str, dict[str, Any]]) -> dict[str, Result]: ...
+
+
+@dataclass(frozen=True)
+class EnrichConfig:
+    events_topic: str
+    enriched_topic: str
+    deadletter_topic: str
+    candidates: int = 5
+    max_distance: float = 0.7
+    weaviate_concurrency: int = 16
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+@dataclass
+class Pending:
+    """One live request on its way through the batch."""
+
+    incoming: Any
+    req: EnrichRequest
+    stored: StoredMemory
+    candidates: list[Candidate] = field(default_factory=list)
+    decision: Decision | None = None
+    facts: list[str] | None = None
+    importance: float | None = None
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.req.tenant}/{self.req.memory_id}"
+
+
+class EnrichStage(Generic[H]):
+    def __init__(
+        self,
+        config: EnrichConfig,
+        store: EnrichStore,
+        processors: Mapping[PromptKind, ItemProcessor],
+        sink: RecordSink,
+        metrics: Metrics,
+        write_lock: asyncio.Lock,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config, self.store, self.processors = config, store, processors
+        self.sink, self.metrics, self.write_lock, self.now = sink, metrics, write_lock, now
+        self._rng = random.Random()
+
+    async def _retry(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        def on_retry(op: str, attempt: int, exc: BaseException) -> None:
+            self.metrics.retries.labels(op).inc()
+
+        return await retry_forever(operation, call, backoff=self.config.backoff, on_retry=on_retry)
+
+    def _dead(
+        self, incoming: Incoming[H], reason: str, detail: str, req: EnrichRequest | None
+    ) -> OutRecord:
+        return dead_letter_record(
+            "enrich",
+            reason,
+            detail,
+            incoming.source,
+            incoming.key,
+            incoming.value,
+            self.now(),
+            req.event_id if req else None,
+            req.tenant if req else None,
+        )
+
+    async def _send_dead(self, records: list[tuple[str, OutRecord]]) -> None:
+        await self._retry(
+            "deadletter_append",
+            lambda: self.sink.send_all(self.config.deadletter_topic, [r for _, r in records]),
+        )
+        for reason, _ in records:
+            self.metrics.deadletters.labels("enrich", reason).inc()
+            self.metrics.events_failed.labels("enrich", reason).inc()
+
+    async def process_safely(self, batch: Sequence[Incoming[H]], attempts: int = 3) -> None:
+        """``process`` that never raises: after repeated unexpected errors the batch is
+        dead-lettered (stage ``enrich``, reason ``internal_error``); the memories stay."""
+        self.metrics.batch_size.labels("enrich").observe(len(batch))
+        self.metrics.events_in.labels("enrich").inc(len(batch))
+        for attempt in range(attempts):
+            try:
+                await self.process(batch)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("enrich batch of %d failed (attempt %d)", len(batch), attempt + 1)
+                await asyncio.sleep(self.config.backoff.delay(attempt, self._rng))
+        dead = [
+            (
+                "internal_error",
+                self._dead(i, "internal_error", "enrichment failed repeatedly", None),
+            )
+            for i in batch
+        ]
+        await self._send_dead(dead)
+        self.metrics.enrichments.labels("failed").inc(len(batch))
+
+    async def process(self, batch: Sequence[Incoming[H]]) -> None:
+        dead: list[tuple[str, OutRecord]] = []
+        acks: list[OutRecord] = []
+        latest: dict[str, tuple[Incoming[H], EnrichRequest]] = {}
+        for incoming in batch:
+            try:
+                req = EnrichRequest.model_validate_json(incoming.value or b"")
+            except ValidationError as exc:
+                detail = str(exc.errors()[0]["msg"]) if exc.errors() else str(exc)
+                dead.append(
+                    ("invalid_request", self._dead(incoming, "invalid_request", detail, None))
+                )
+                continue
+            key = f"{req.tenant}/{req.memory_id}"
+            older = latest.get(key)
+            if older is not None and older[1].version <= req.version:
+                acks.append(self._ack(older[1], "stale"))
+            if older is None or older[1].version <= req.version:
+                latest[key] = (incoming, req)
+            else:
+                acks.append(self._ack(req, "stale"))
+
+        started = time.perf_counter()
+        pending = await self._load(list(latest.values()), acks)
+        await self._neighbours(pending)
+        self.metrics.stage_seconds.labels("enrich_read").observe(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await self._ask(pending)
+        self.metrics.stage_seconds.labels("enrich_llm").observe(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        plan = plan_decisions([(p.req, p.decision) for p in pending if p.decision is not None])
+        occurred = {p.req.event_id: p.req.occurred_at for p in pending}
+        derived = [
+            OutRecord(c.tenant.encode(), c.event(occurred.get(c.caused_by)).to_json())
+            for c in plan.changes
+        ]
+        if derived:
+            await self._retry(
+                "derived_append", lambda: self.sink.send_all(self.config.events_topic, derived)
+            )
+        await self._write(pending, plan.superseded)
+        self.metrics.stage_seconds.labels("enrich_write").observe(time.perf_counter() - started)
+
+        now_ms = int(self.now().timestamp() * 1000)
+        for p in pending:
+            decision = plan.carried_out.get(p.key, p.decision)
+            if decision is not None and p.decision is not None:
+                self.metrics.enrich_decisions.labels(decision.action).inc()
+            asked = 3 if p.req.decide else 2
+            outcome = (
+                "enriched"
+                if not p.failures
+                else "failed"
+                if len(p.failures) >= asked
+                else "partial"
+            )
+            self.metrics.enrichments.labels(outcome).inc()
+            if outcome != "failed":
+                self.metrics.enrichment_lag_seconds.observe(
+                    max(0.0, (now_ms - p.req.indexed_at_ms) / 1000)
+                )
+            acks.append(
+                enriched_record(p.req, outcome, decision, p.facts, p.importance, p.failures, now_ms)
+            )
+            if p.failures:
+                reason = next(iter(p.failures.values())).split(":", 1)[0]
+                detail = "; ".join(f"{k}: {v}" for k, v in sorted(p.failures.items()))
+                dead.append((reason, self._dead(p.incoming, reason, detail, p.req)))
+        await asyncio.gather(
+            self._retry(
+                "enriched_append", lambda: self.sink.send_all(self.config.enriched_topic, acks)
+            ),
+            self._send_dead(dead) if dead else asyncio.sleep(0),
+        )
+
+    def _ack(self, req: EnrichRequest, outcome: str) -> OutRecord:
+        self.metrics.enrichments.labels(outcome).inc()
+        now_ms = int(self.now().timestamp() * 1000)
+        return enriched_record(req, outcome, None, None, None, {}, now_ms)
+
+    async def _load(
+        self, requests: list[tuple[Incoming[H], EnrichRequest]], acks: list[OutRecord]
+    ) -> list[Pending]:
+        """The requests whose memory is still at the requested version (others are stale)."""
+        by_tenant: dict[str, list[str]] = defaultdict(list)
+        for _, req in requests:
+            by_tenant[req.tenant].append(object_uuid(req.tenant, req.memory_id))
+        tenants = list(by_tenant)
+        fetched = await self._retry(
+            "enrich_fetch",
+            lambda: gather_bounded(
+                self.config.weaviate_concurrency,
+                [self.store.fetch(t, by_tenant[t]) for t in tenants],
+            ),
+        )
+        stored = {t: f for t, f in zip(tenants, fetched, strict=True)}
+        pending = []
+        for incoming, req in requests:
+            memory = stored[req.tenant].get(object_uuid(req.tenant, req.memory_id))
+            if memory is None or memory.version != req.version:
+                acks.append(self._ack(req, "stale"))
+            else:
+                pending.append(Pending(incoming, req, memory))
+        return pending
+
+    async def _neighbours(self, pending: list[Pending]) -> None:
+        deciding = [p for p in pending if p.req.decide]
+        found = await self._retry(
+            "enrich_neighbours",
+            lambda: gather_bounded(
+                self.config.weaviate_concurrency,
+                [
+                    self.store.neighbours(
+                        p.req.tenant, p.stored, self.config.candidates, self.config.max_distance
+                    )
+                    for p in deciding
+                ],
+            ),
+        )
+        for p, candidates in zip(deciding, found, strict=True):
+            p.candidates = candidates
+            p.decision = local_decision(p.req.content, candidates)
+
+    async def _ask(self, pending: list[Pending]) -> None:
+        """The three processors, concurrently; each packs its items into few prompts."""
+        ids = {str(i): p for i, p in enumerate(pending)}
+        text_items = {i: {"memory": p.req.content} for i, p in ids.items()}
+        decide_items = {
+            i: decision_item(p.req.content, p.candidates)
+            for i, p in ids.items()
+            if p.req.decide and p.decision is None
+        }
+        facts, importance, decisions = await asyncio.gather(
+            self.processors[PromptKind.FACTS].run(text_items),
+            self.processors[PromptKind.IMPORTANCE].run(text_items),
+            self.processors[PromptKind.DECISION].run(decide_items),
+        )
+        for i, p in ids.items():
+            got = facts.get(i)
+            if isinstance(got, dict):
+                p.facts = [str(f) for f in got.get("facts", [])]
+            else:
+                p.failures["facts"] = _reason(got)
+            got = importance.get(i)
+            if isinstance(got, dict):
+                p.importance = float(got["importance"])
+            else:
+                p.failures["importance"] = _reason(got)
+            if i in decide_items:
+                got = decisions.get(i)
+                if isinstance(got, dict):
+                    p.decision = decision_from_answer(got, p.candidates)
+                else:
+                    p.failures["decision"] = _reason(got)
+
+    async def _write(self, pending: list[Pending], superseded: set[str]) -> None:
+        """Facts and importance onto the objects still at the enriched version."""
+        by_tenant: dict[str, dict[str, tuple[int, dict[str, Any]]]] = defaultdict(dict)
+        owners: dict[str, Pending] = {}
+        for p in pending:
+            if p.key in superseded:
+                continue
+            props: dict[str, Any] = {}
+            if p.facts is not None:
+                props["facts"] = p.facts
+            if p.importance is not None:
+                props["importance"] = p.importance
+            if props:
+                by_tenant[p.req.tenant][p.stored.uuid] = (p.req.version, props)
+                owners[p.stored.uuid] = p
+        if not by_tenant:
+            return
+        async with self.write_lock:
+            for tenant, updates in by_tenant.items():
+                _, errors = await self._retry(
+                    "enrich_write", partial(self.store.write_enrichment, tenant, updates)
+                )
+                for uid, error in errors.items():
+                    owners[uid].failures["write"] = f"weaviate_rejected: {error[:200]}"
+
+
+def _reason(result: Result | None) -> str:
+    if isinstance(result, Failure):
+        return f"{result.reason}: {result.detail[:200]}"
+    return "missing: no result"
