@@ -73,6 +73,7 @@ class FakeStats:
     ok: int = 0
     items: int = 0
     by_kind: Counter[str] = field(default_factory=Counter)
+    items_by_kind: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
@@ -81,6 +82,7 @@ class FakeStats:
             "ok": self.ok,
             "items": self.items,
             "by_kind": dict(self.by_kind),
+            "items_by_kind": dict(self.items_by_kind),
             "errors": dict(self.errors),
         }
 
@@ -161,6 +163,7 @@ class FakeLlm:
             return openai_error(504, "timed out (fake)", "timeout")
         self.stats.ok += 1
         self.stats.items += len(payload.get("items", []))
+        self.stats.items_by_kind[kind] += len(payload.get("items", []))
         content = json.dumps(reply, separators=(",", ":"))
         model = str(body.get("model", "agentmem-fake"))
         return web.json_response(completion(model, content, len(await request.text())))

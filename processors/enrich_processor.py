@@ -90,21 +90,29 @@ class Processor:
         """The result of every item (by item id): cached, answered, or a Failure."""
         results: dict[str, Result] = {}
         keys: dict[str, str] = {}
+        # Items with the same cache key (same content) are asked once and share the answer.
+        same: dict[str, list[str]] = {}
         for item_id, payload in items.items():
             key = cache_key(self.prompt.kind, self.model, self.prompt.version, payload)
             cached = self.cache.get(key)
             if cached is not None:
                 self.metrics.llm_cache.labels(self.kind, "hit").inc()
                 results[item_id] = json.loads(cached)
+                continue
+            self.metrics.llm_cache.labels(self.kind, "miss").inc()
+            if key in same:
+                same[key].append(item_id)
             else:
-                self.metrics.llm_cache.labels(self.kind, "miss").inc()
+                same[key] = [item_id]
                 keys[item_id] = key
         chunks = balanced_chunks(list(keys), self.config.batch_size)
         answered = await asyncio.gather(
             *(self._chunk({i: items[i] for i in chunk}, keys) for chunk in chunks)
         )
         for part in answered:
-            results.update(part)
+            for item_id, result in part.items():
+                for twin in same[keys[item_id]]:
+                    results[twin] = result
         return results
 
     async def _chunk(

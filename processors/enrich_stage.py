@@ -88,6 +88,7 @@ class Pending:
     facts: list[str] | None = None
     importance: float | None = None
     failures: dict[str, str] = field(default_factory=dict)
+    asked_decision: bool = False  # the decision needed the model (no rule settled it)
 
     @property
     def key(self) -> str:
@@ -213,7 +214,7 @@ class EnrichStage(Generic[H]):
             decision = plan.carried_out.get(p.key, p.decision)
             if decision is not None and p.decision is not None:
                 self.metrics.enrich_decisions.labels(decision.action).inc()
-            asked = 3 if p.req.decide else 2
+            asked = 3 if p.asked_decision else 2
             outcome = (
                 "enriched"
                 if not p.failures
@@ -303,6 +304,7 @@ class EnrichStage(Generic[H]):
             self.processors[PromptKind.DECISION].run(decide_items),
         )
         for i, p in ids.items():
+            p.asked_decision = i in decide_items
             got = facts.get(i)
             if isinstance(got, dict):
                 p.facts = [str(f) for f in got.get("facts", [])]
