@@ -20,6 +20,7 @@ import yaml
 from streams.settings import PROJECT_ROOT, Settings
 from streams.stack.build import Artifacts, kafka_libs_dir, weaviate_bin_path
 from streams.stack.process import ProcessFiles
+from streams.stack.scrape_targets import targets_dir
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,10 @@ class Component(ABC):
 
     def env(self) -> dict[str, str]:
         return {}
+
+    def refresh(self) -> None:
+        """Bring an instance that runs already (ours, reused) up to date with its config."""
+        return
 
     @abstractmethod
     def healthy(self) -> bool: ...
@@ -261,8 +266,18 @@ class Prometheus(Component):
     def marker(self) -> str:
         return str(self.config_path)
 
+    @property
+    def targets_dir(self) -> Path:
+        """Where tests and benchmarks drop target files (streams/stack/scrape_targets.py)."""
+        return targets_dir(self.settings)
+
     def local_config(self) -> dict[str, Any]:
-        """The committed config with targets pointed at this machine's ports."""
+        """The committed config with targets pointed at this machine's ports.
+
+        Static targets go to 127.0.0.1 and the configured ports; `file_sd_configs`
+        patterns, relative to the config file, are resolved under this component's
+        home, so `targets/*.json` watches `<stack_dir>/prometheus/targets/`.
+        """
         source_dir = PROJECT_ROOT / "dashboards" / "prometheus"
         config: dict[str, Any] = yaml.safe_load((source_dir / "prometheus.yml").read_text())
         ports = {
@@ -272,14 +287,36 @@ class Prometheus(Component):
             "weaviate": self.settings.weaviate_metrics_port,
         }
         for job in config["scrape_configs"]:
-            port = ports[job["job_name"]]
-            job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
+            if "static_configs" in job:
+                name = job["job_name"]
+                if name not in ports:
+                    raise ValueError(
+                        f"scrape job {name!r} has no local port (Prometheus.local_config)"
+                    )
+                job["static_configs"] = [{"targets": [f"127.0.0.1:{ports[name]}"]}]
+            for sd in job.get("file_sd_configs", []):
+                sd["files"] = [str(self.home / pattern) for pattern in sd["files"]]
         config["rule_files"] = [str(source_dir / pattern) for pattern in config["rule_files"]]
         return config
 
+    def _write_config(self) -> None:
+        self.targets_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(self.local_config(), sort_keys=False))
+
     def prepare(self, artifacts: Artifacts) -> None:
         (self.home / "data").mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(yaml.safe_dump(self.local_config(), sort_keys=False))
+        self._write_config()
+
+    def refresh(self) -> None:
+        """Rewrite the config and reload it (and the rule files) into the running instance."""
+        self._write_config()
+        try:
+            response = httpx.post(f"{self.settings.prometheus_url}/-/reload", timeout=30)
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"could not reload Prometheus: {exc!r}") from exc
+        if response.status_code != 200:
+            raise RuntimeError(f"Prometheus refused its new config: {response.text.strip()}")
+        log.info("reloaded Prometheus with %s", self.config_path)
 
     def argv(self, artifacts: Artifacts) -> list[str]:
         return [

@@ -10,7 +10,7 @@ from streams.settings import Settings
 from streams.stack import process
 from streams.stack.build import ensure_all
 from streams.stack.components import Component, components, port_open
-from streams.stack.worker_daemon import stop_worker
+from streams.stack.worker_daemon import stop_fake_llm, stop_worker
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +94,19 @@ def up(settings: Settings, timeout_s: float = 180.0) -> dict[str, str]:
             for c in failed
         )
         raise StackError(report)
+    for comp in to_wait:
+        if outcome[comp.name] == "reused":
+            try:
+                comp.refresh()  # e.g. Prometheus picks up changed scrape config and rules
+            except RuntimeError as exc:
+                raise StackError(f"{comp.name}: {exc}") from exc
     return outcome
 
 
 def down(settings: Settings) -> dict[str, str]:
     """Stop the components we started, in reverse order; leave anything else alone."""
     outcome = {"worker": "stopped" if stop_worker(settings) else "not running"}
+    outcome["fake-llm"] = "stopped" if stop_fake_llm(settings) else "not running"
     for comp in reversed(components(settings)):
         stopped = process.stop(comp.files, comp.marker, timeout_s=45.0)
         outcome[comp.name] = "stopped" if stopped else "not running"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fnmatch
+import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from streams.settings import PROJECT_ROOT, Settings
+from streams.stack import scrape_targets
 from streams.stack.components import Kafka, Prometheus, Weaviate
 from streams.stack.modelpack import PACK_FILES, verify
 
@@ -36,11 +40,38 @@ def test_weaviate_env_uses_settings_ports(tmp_path: Path) -> None:
 def test_prometheus_local_config_points_at_loopback(tmp_path: Path) -> None:
     config = Prometheus(Settings(stack_dir=tmp_path, worker_metrics_port=9200)).local_config()
     targets = {
-        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+        job["job_name"]: job["static_configs"][0]["targets"]
+        for job in config["scrape_configs"]
+        if "static_configs" in job
     }
     assert targets["agentmem-worker"] == ["127.0.0.1:9200"]
     assert targets["prometheus"] == ["127.0.0.1:9090"]
     assert all(Path(p).is_absolute() for p in config["rule_files"])
+
+
+def test_prometheus_watches_the_folder_scrape_targets_are_written_to(tmp_path: Path) -> None:
+    settings = Settings(stack_dir=tmp_path)
+    config = Prometheus(settings).local_config()
+    [pattern] = [
+        f
+        for job in config["scrape_configs"]
+        for sd in job.get("file_sd_configs", [])
+        for f in sd["files"]
+    ]
+    path = scrape_targets.register(settings, "bench-1", ["127.0.0.1:9311"], {"job": "bench"})
+    assert fnmatch.fnmatch(str(path), pattern)
+    assert json.loads(path.read_text()) == [
+        {"targets": ["127.0.0.1:9311"], "labels": {"job": "bench"}}
+    ]
+    assert [p.name for p in path.parent.iterdir()] == ["bench-1.json"]  # no temporary left
+    assert scrape_targets.unregister(settings, "bench-1")
+    assert not path.exists()
+    assert not scrape_targets.unregister(settings, "bench-1")
+    with scrape_targets.registered(settings, "t", ["127.0.0.1:1"], {}) as held:
+        assert held.exists()
+    assert not held.exists()
+    with pytest.raises(ValueError, match="target file names"):
+        scrape_targets.register(settings, "../escape", ["127.0.0.1:1"], {})
 
 
 def test_model_pack_verify_reports_missing_and_corrupt_files(tmp_path: Path) -> None:
@@ -92,6 +123,7 @@ def test_committed_prometheus_scrapes_the_compose_services() -> None:
     hosts = {
         t.split(":")[0]
         for job in config["scrape_configs"]
-        for t in job["static_configs"][0]["targets"]
+        for static in job.get("static_configs", [])
+        for t in static["targets"]
     }
     assert hosts - {"localhost"} <= set(_compose()["services"])
