@@ -61,8 +61,13 @@ class CircuitBreaker:
             return True
         return False
 
-    def record(self, success: bool) -> None:
-        if self._probing:
+    def record(self, success: bool, probe: bool = False) -> None:
+        """The result of a call; ``probe`` when it was let out in half-open state.
+
+        Results of calls that went out before the circuit opened are ignored, so a
+        late failure never decides the probe's fate.
+        """
+        if probe:
             self._probing = False
             if success:
                 self._results.clear()
@@ -71,7 +76,7 @@ class CircuitBreaker:
                 self._open()
             return
         if self._state != CircuitState.CLOSED:
-            return  # a call that went out before the circuit opened
+            return
         self._results.append(success)
         failures = self._results.count(False)
         if (
@@ -79,6 +84,10 @@ class CircuitBreaker:
             and failures / len(self._results) >= self.failure_ratio
         ):
             self._open()
+
+    def release_probe(self) -> None:
+        """A probe that ended without a verdict (cancelled): let the next call probe."""
+        self._probing = False
 
     def _open(self) -> None:
         self._opened_at = self.clock()

@@ -90,7 +90,8 @@ def decision_from_answer(answer: dict[str, Any], candidates: Sequence[Candidate]
     if action == "ADD":
         return Decision("ADD")
     target = answer.get("target")
-    index = int(target) if isinstance(target, str) and target.isdigit() else -1
+    is_index = isinstance(target, str) and target.isascii() and target.isdigit()
+    index = int(target) if is_index and isinstance(target, str) else -1
     if not 0 <= index < len(candidates):
         return Decision("ADD", by="invalid_target")
     text = answer.get("text")

@@ -70,10 +70,12 @@ class LlmEndpoint:
         self, kind: str, messages: list[dict[str, str]], response_format: dict[str, Any]
     ) -> str:
         """The answer's text; raises LlmError (outcome circuit_open without a request)."""
+        probe = self.breaker.state == CircuitState.HALF_OPEN
         if not self.breaker.allow():
             self.metrics.llm_requests.labels(kind, "circuit_open").inc()
             raise LlmError("circuit_open", f"circuit open for {self.label}", True)
         started = time.perf_counter()
+        recorded = False
         try:
             # plain dicts are what the endpoint takes; the client's TypedDicts are stricter
             response = await self.client.chat.completions.create(  # type: ignore[call-overload]
@@ -84,12 +86,15 @@ class LlmEndpoint:
             )
         except openai.OpenAIError as exc:
             error = classify(exc)
-            self.breaker.record(error.outcome not in ENDPOINT_FAILURES)
+            self.breaker.record(error.outcome not in ENDPOINT_FAILURES, probe)
+            recorded = True
             self.metrics.llm_requests.labels(kind, error.outcome).inc()
             raise error from exc
         finally:
             self.metrics.llm_seconds.labels(kind).observe(time.perf_counter() - started)
-        self.breaker.record(True)
+            if probe and not recorded:
+                self.breaker.release_probe()
+        self.breaker.record(True, probe)
         # The caller counts the outcome (ok or invalid_answer) once it has read the answer.
         if not response.choices:
             return ""

@@ -30,6 +30,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     pub.add_argument("--agent-id")
     pub.add_argument("--run-id")
     pub.add_argument("--metadata", help="JSON object")
+    pub.add_argument(
+        "--mode",
+        choices=["fast", "intelligent"],
+        default="fast",
+        help="intelligent: enrich with the LLM (facts, importance, decisions) once searchable",
+    )
     pub.add_argument("--file", type=Path, help="JSONL of events; '-' reads standard input")
     pub.add_argument("--wait", action="store_true", help="wait until indexed")
     search = sub.add_parser("search", help="hybrid search inside one tenant")
@@ -97,6 +103,7 @@ async def _publish(args: argparse.Namespace, mem: AgentMem) -> int:
             agent_id=args.agent_id,
             run_id=args.run_id,
             metadata=json.loads(args.metadata) if args.metadata else None,
+            mode=args.mode,
         )
         ids = await mem.publish([event])
         print(json.dumps({"event_id": ids[0], "memory_id": event.resolved_memory_id}))

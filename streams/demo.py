@@ -18,12 +18,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from loadgen.synth import SynthConfig, encode, synth_events
 from processors.embedding import Embedder
+from processors.events import new_event
 from processors.weaviate_reader import MemoryReader
 from streams.publisher import EventPublisher
 from streams.settings import Settings
 from streams.stack import supervisor
 from streams.stack.modelpack import pack_dir
-from streams.stack.worker_daemon import ensure_worker
+from streams.stack.worker_daemon import ensure_fake_llm, ensure_worker
 from streams.topics import Topics, partitions_of
 
 DEMO_EVENTS = 2_000
@@ -42,6 +43,7 @@ def endpoints(settings: Settings) -> list[tuple[str, str]]:
         ("Weaviate gRPC", f"{settings.weaviate_host}:{settings.weaviate_grpc_port}"),
         ("Prometheus", f"{settings.prometheus_url}/graph?g0.expr=agentmem_events_applied_total"),
         ("Worker metrics", f"http://127.0.0.1:{settings.worker_metrics_port}/metrics"),
+        ("LLM endpoint", settings.llm_base_url),
         ("Logs", str(settings.stack_dir / "logs")),
     ]
 
@@ -125,6 +127,64 @@ async def run_searches(settings: Settings, tenants: list[str]) -> None:
         await client.close()
 
 
+# Intelligent mode: a few memories that contradict or repeat earlier ones.
+STORY = [
+    "Maya lives in London",
+    "Maya works at Initech",
+    "Maya's favourite drink is green tea",
+    "Maya is allergic to peanuts and carries an epinephrine pen",
+    "Maya moved to Paris",
+    "Maya no longer works at Initech",
+    "Maya's favourite drink is green tea",
+]
+
+
+async def _enriched(settings: Settings, wanted: set[str], timeout_s: float) -> list[dict[str, Any]]:
+    topic = Topics.from_settings(settings).enriched
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    found: dict[str, dict[str, Any]] = {}
+    deadline = time.perf_counter() + timeout_s
+    try:
+        while wanted - found.keys() and time.perf_counter() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for msgs in batch.values():
+                for msg in msgs:
+                    doc = json.loads(msg.value or b"{}")
+                    if doc.get("event_id") in wanted:
+                        found[doc["event_id"]] = doc
+    finally:
+        await consumer.stop()
+    return [found[e] for e in wanted if e in found]
+
+
+def intelligent_demo(settings: Settings) -> None:
+    tenant = f"demo-story-{int(time.time())}"
+    docs = []
+    for text in STORY:
+        docs.append(new_event("memory.add", tenant, content=text, mode="intelligent"))
+        time.sleep(0.01)  # distinct occurred_at: decisions look at older memories only
+    print(f"\nIntelligent mode ({settings.llm_base_url}): {len(docs)} memories of {tenant}")
+
+    async def go() -> list[dict[str, Any]]:
+        async with EventPublisher(settings) as publisher:
+            for doc in docs:  # one at a time, in order
+                await publisher.publish(doc)
+        return await _enriched(settings, {d.event_id for d in docs}, 120)
+
+    started = time.perf_counter()
+    results = {r["event_id"]: r for r in asyncio.run(go())}
+    print(f"  enriched in {time.perf_counter() - started:.1f}s:")
+    for doc in docs:
+        r = results.get(doc.event_id)
+        if r is None:
+            print(f"    (not enriched yet) {doc.content}")
+            continue
+        print(f"    {r['decision'] or '-':<6} importance {r['importance'] or 0:.2f}  {doc.content}")
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -134,6 +194,7 @@ def _percentile(values: list[float], q: float) -> float:
 def run(settings: Settings) -> int:
     try:
         outcome = supervisor.up(settings)
+        outcome["fake LLM"] = ensure_fake_llm(settings)
         outcome["worker"] = ensure_worker(settings)
     except (supervisor.StackError, RuntimeError) as exc:
         print(f"demo could not start the stack:\n{exc}")
@@ -158,5 +219,6 @@ def run(settings: Settings) -> int:
     tenants = sorted({str(d["tenant"]) for d in docs if "tenant" in d})[:3]
     print("\nSearches (hybrid, inside one tenant):")
     asyncio.run(run_searches(settings, tenants))
+    intelligent_demo(settings)
     print_endpoints(settings)
     return 0
