@@ -36,7 +36,7 @@ WEIGHTY = (
     "lives",
     "works",
     "daughter",
-    "son ",
+    "son\\b",
     "wife",
     "husband",
 )
@@ -103,7 +103,7 @@ def facts_of(text: str) -> list[str]:
 def importance_of(text: str) -> float:
     lower = text.lower()
     score = 0.3
-    if any(w in lower for w in WEIGHTY):
+    if any(re.search(rf"\b{w}", lower) for w in WEIGHTY):
         score += 0.3
     score += min(0.2, 0.05 * sum(ch.isdigit() for ch in text))
     score += min(0.2, len(words(text)) / 100)

@@ -27,7 +27,8 @@ class PromptKind(StrEnum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "0.7" or true is not an importance, whatever a lenient model sends
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class FactsResult(_Strict):
