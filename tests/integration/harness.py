@@ -11,7 +11,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,16 +233,24 @@ class PipelineTopics:
             await reader.close()
 
 
-def weaviate_objects(
-    settings: Settings, tenants: list[str] | None = None
-) -> dict[str, dict[str, tuple[str, int]]]:
-    """tenant -> memory_id -> (content, version), read back from Weaviate."""
+@contextmanager
+def weaviate_client(settings: Settings) -> Iterator[weaviate.WeaviateClient]:
     client = weaviate.connect_to_local(
         host=settings.weaviate_host,
         port=settings.weaviate_http_port,
         grpc_port=settings.weaviate_grpc_port,
     )
     try:
+        yield client
+    finally:
+        client.close()
+
+
+def weaviate_objects(
+    settings: Settings, tenants: list[str] | None = None
+) -> dict[str, dict[str, tuple[str, int]]]:
+    """tenant -> memory_id -> (content, version), read back from Weaviate."""
+    with weaviate_client(settings) as client:
         coll = client.collections.use(settings.weaviate_collection)
         existing = set(coll.tenants.get())
         result: dict[str, dict[str, tuple[str, int]]] = {}
@@ -255,5 +264,3 @@ def weaviate_objects(
                 objs[mid] = (str(obj.properties["content"]), int(obj.properties["version"]))
             result[tenant] = objs
         return result
-    finally:
-        client.close()

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import weaviate
 
 from loadgen.fake_answers import decide
 from loadgen.synth import SynthConfig, synth_events
@@ -25,6 +24,7 @@ from tests.integration.harness import (
     free_port,
     isolated_settings,
     wait_for,
+    weaviate_client,
 )
 from tests.integration.test_pipeline import publish
 
@@ -129,12 +129,7 @@ def bulk_texts(count: int, seed: int) -> list[tuple[str, str]]:
 
 def fetch_enriched(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
     """tenant -> memory_id -> properties (content, version, facts, importance)."""
-    client = weaviate.connect_to_local(
-        host=settings.weaviate_host,
-        port=settings.weaviate_http_port,
-        grpc_port=settings.weaviate_grpc_port,
-    )
-    try:
+    with weaviate_client(settings) as client:
         coll = client.collections.use(settings.weaviate_collection)
         out: dict[str, dict[str, dict[str, Any]]] = {}
         for tenant in coll.tenants.get():
@@ -145,8 +140,6 @@ def fetch_enriched(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
                 objs[str(obj.properties["memory_id"])] = dict(obj.properties)
             out[str(tenant)] = objs
         return out
-    finally:
-        client.close()
 
 
 def enriched_ids(reader: TopicReader) -> dict[str, dict[str, Any]]:
@@ -294,6 +287,22 @@ async def test_intelligent_events_are_enriched_decided_and_cached(
             await reader.close()
 
 
+async def publish_bulk(
+    settings: Settings, worker: WorkerProcess, count: int, seed: int
+) -> tuple[
+    list[MemoryEvent], dict[str, dict[str, Any]], dict[str, dict[str, Any]], list[dict[str, Any]]
+]:
+    """Publish ``count`` intelligent adds; wait until each is indexed and has an
+    enrichment outcome. Returns the events, their acks, outcomes and the dead letters."""
+    events = [
+        new_event("memory.add", t, content=text, mode="intelligent")
+        for t, text in bulk_texts(count, seed=seed)
+    ]
+    await publish(settings, records(events))
+    indexed, enriched, dead = await indexed_and_enriched(settings, worker, events, 600)
+    return events, indexed, enriched, dead
+
+
 async def indexed_and_enriched(
     settings: Settings, worker: WorkerProcess, events: list[MemoryEvent], timeout_s: float
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], list[dict[str, Any]]]:
@@ -333,12 +342,7 @@ async def test_flaky_llm_never_loses_a_memory(stack: Settings, tmp_path: Path) -
     worker = WorkerProcess(settings, tmp_path / "worker.log")
     worker.start()
     try:
-        events = [
-            new_event("memory.add", t, content=text, mode="intelligent")
-            for t, text in bulk_texts(300, seed=5)
-        ]
-        await publish(settings, records(events))
-        indexed, enriched, dead = await indexed_and_enriched(settings, worker, events, 600)
+        events, indexed, enriched, dead = await publish_bulk(settings, worker, 300, 5)
         assert {indexed[e.event_id]["outcome"] for e in events} == {"applied"}
         outcomes = Counter(enriched[e.event_id]["outcome"] for e in events)
         assert outcomes["enriched"] > 0
@@ -374,12 +378,7 @@ async def test_llm_down_opens_the_circuit_and_indexing_goes_on(
     worker = WorkerProcess(settings, tmp_path / "worker.log")
     worker.start()
     try:
-        events = [
-            new_event("memory.add", t, content=text, mode="intelligent")
-            for t, text in bulk_texts(500, seed=9)
-        ]
-        await publish(settings, records(events))
-        indexed, enriched, dead = await indexed_and_enriched(settings, worker, events, 600)
+        events, indexed, enriched, dead = await publish_bulk(settings, worker, 500, 9)
         assert {indexed[e.event_id]["outcome"] for e in events} == {"applied"}
         assert {enriched[e.event_id]["outcome"] for e in events} == {"failed"}
         reasons = Counter(d["reason"] for d in dead if d["stage"] == "enrich")
