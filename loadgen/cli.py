@@ -3,35 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
-import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from loadgen import bench
+from pydantic import ValidationError
+
+from loadgen import bench, report
 from loadgen.fake_llm import ERROR_KINDS, LATENCY_DISTS, FakeConfig, serve
-from loadgen.synth import SynthConfig, encode, synth_events
+from loadgen.replay import Pace, ReplayOptions, describe, read_records, replay_sync
+from loadgen.synth import SynthConfig, synth_events, to_line
+from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _model_dir() -> Path:
-    cache = Path(os.environ.get("AGENTMEM_CACHE_DIR", ROOT / ".cache"))
-    return cache / "models" / "all-MiniLM-L6-v2-int8-v1"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="loadgen", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     synth = sub.add_parser("synth", help="write synthetic memory events as JSONL")
-    synth.add_argument("--count", type=int, default=int(os.environ.get("LOADGEN_COUNT", "1000")))
-    synth.add_argument("--tenants", type=int, default=50)
-    synth.add_argument("--seed", type=int, default=1)
-    synth.add_argument("--duplicate-ratio", type=float, default=0.0)
-    synth.add_argument("--invalid-ratio", type=float, default=0.0)
-    synth.add_argument("--mode", choices=["fast", "intelligent"], default="fast")
+    _add_synth_arguments(synth)
     fake = sub.add_parser("fake-llm", help="serve the fake OpenAI-compatible LLM")
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument(
@@ -51,9 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     fake.add_argument("--hang-s", type=float, default=120.0, help="how long a timeout hangs")
     fake.add_argument("--seed", type=int, default=1)
-    b = sub.add_parser("bench", help="run the benchmarks; writes bench-results.json")
-    b.add_argument("--events", type=int, default=int(os.environ.get("LOADGEN_EVENTS", "20000")))
-    b.add_argument("--out", type=Path, default=ROOT / "bench-results.json")
+    _add_replay_arguments(sub.add_parser("replay", help="publish a JSONL file on a schedule"))
+    _add_report_arguments(sub.add_parser("report", help="throughput, latency, dead letters"))
+    _add_bench_arguments(
+        sub.add_parser("bench", help="run the benchmarks; writes bench-results.json and .md")
+    )
     args = parser.parse_args(argv)
 
     if args.command == "fake-llm":
@@ -72,30 +70,244 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve(args.host, args.port, fake_config)
         return 0
 
-    if args.command == "synth":
-        config = SynthConfig(
-            count=args.count,
-            tenants=args.tenants,
-            seed=args.seed,
-            duplicate_ratio=args.duplicate_ratio,
-            invalid_ratio=args.invalid_ratio,
-            mode=args.mode,
-        )
-        for doc in synth_events(config):
-            sys.stdout.write(encode(doc)[1].decode() + "\n")
-        return 0
+    try:
+        if args.command == "synth":
+            return _run_synth(args)
+        if args.command == "replay":
+            return _run_replay(args)
+        if args.command == "report":
+            return _run_report(args)
+        return _run_bench(args)
+    except (ValueError, ValidationError) as exc:
+        parser.error(str(exc))
 
-    with tempfile.TemporaryDirectory(prefix="loadgen-bench-") as workdir:
-        env = bench.bench_env_from_environment(Path(workdir))
-        results = bench.fast_vs_embed(env, args.events, _model_dir())
-    bench.write_results(results, args.out)
-    print("| benchmark | value |")
-    print("|---|---|")
-    for key, value in results.items():
-        print(f"| {key} | {value:.3f} |" if isinstance(value, float) else f"| {key} | {value} |")
-    print(f"\nwritten to {args.out}")
-    print(json.dumps(results))
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def _add_synth_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--count", type=int, default=int(_env("LOADGEN_COUNT") or "1000"))
+    p.add_argument("--tenants", type=int, default=50)
+    p.add_argument("--agents", type=int, default=12, help="distinct agent ids")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--update-ratio", type=float, default=0.15)
+    p.add_argument("--delete-ratio", type=float, default=0.05)
+    p.add_argument("--erase-ratio", type=float, default=0.01)
+    p.add_argument("--duplicate-ratio", type=float, default=0.0, help="re-sent earlier events")
+    p.add_argument("--invalid-ratio", type=float, default=0.0, help="events to dead-letter")
+    p.add_argument("--mode", choices=["fast", "intelligent"], default="fast")
+    p.add_argument("--tenant-skew", type=float, default=1.0, help="Zipf exponent; 0: uniform")
+    p.add_argument(
+        "--spacing-ms", type=float, default=20.0, help="mean gap between occurred_at times"
+    )
+    p.add_argument("--arrival", choices=["even", "poisson"], default="poisson")
+    p.add_argument("--vectors", action="store_true", help="adds and updates carry a vector")
+    p.add_argument("--out", type=Path, help="JSONL file (default: standard output)")
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    config = SynthConfig(
+        count=args.count,
+        tenants=args.tenants,
+        agents=args.agents,
+        seed=args.seed,
+        update_ratio=args.update_ratio,
+        delete_ratio=args.delete_ratio,
+        erase_ratio=args.erase_ratio,
+        duplicate_ratio=args.duplicate_ratio,
+        invalid_ratio=args.invalid_ratio,
+        mode=args.mode,
+        tenant_skew=args.tenant_skew,
+        spacing_ms=args.spacing_ms,
+        arrival=args.arrival,
+        vector_dim=384 if args.vectors else 0,
+    )
+    with (
+        args.out.open("w", encoding="utf-8")
+        if args.out
+        else contextlib.nullcontext(sys.stdout) as out
+    ):
+        for doc in synth_events(config):
+            out.write(to_line(doc) + "\n")
     return 0
+
+
+def _add_replay_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="JSONL events (loadgen synth), '-' for standard input")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=float(_env("LOADGEN_RATE") or "0"),
+        help="events per second; 0: as fast as possible (env LOADGEN_RATE)",
+    )
+    p.add_argument("--recorded", action="store_true", help="keep the occurred_at gaps")
+    p.add_argument("--speedup", type=float, default=1.0, help="with --recorded: x times faster")
+    p.add_argument(
+        "--count",
+        type=int,
+        default=int(_env("LOADGEN_COUNT") or "0") or None,
+        help="send at most N events (env LOADGEN_COUNT)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=float(_env("LOADGEN_DURATION") or "0") or None,
+        help="send for at most S seconds (env LOADGEN_DURATION)",
+    )
+    p.add_argument("--max-inflight", type=int, default=10_000, help="unacknowledged sends")
+    p.add_argument("--no-follow", action="store_true", help="do not follow memory.indexed")
+    p.add_argument("--wait-s", type=float, default=120.0, help="wait this long for the acks")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    settings = Settings()
+    pace = Pace(
+        rate=0.0 if args.recorded else args.rate, recorded=args.recorded, speedup=args.speedup
+    )
+    options = ReplayOptions(
+        pace=pace,
+        count=args.count,
+        duration_s=args.duration,
+        max_inflight=args.max_inflight,
+        follow=None if args.no_follow else "memory.indexed",
+        wait_s=args.wait_s,
+        progress=not args.no_progress,
+    )
+    records = read_records(args.file)
+    result = replay_sync(settings, records, options)
+    for line in describe(result):
+        print(line, file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.summary()))
+    return 1 if result.errors else 0
+
+
+def _add_report_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--events", type=Path, help="only the events of this replay file")
+    p.add_argument("--since", help="produced at or after: ISO 8601 time or epoch ms")
+    p.add_argument("--until", help="produced before: ISO 8601 time or epoch ms")
+    p.add_argument("--last", help="the last 90s / 10m / 2h (instead of --since)")
+    p.add_argument("--metrics-url", help="scrape this worker /metrics page")
+    p.add_argument(
+        "--prometheus-job", default="agentmem-worker", help="without --metrics-url: job to query"
+    )
+    p.add_argument("--no-metrics", action="store_true")
+    p.add_argument("--bucket-s", type=float, default=1.0, help="throughput bucket width")
+    p.add_argument("--out-dir", type=Path, default=ROOT / "reports")
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    settings = Settings()
+    since = report.parse_time_ms(args.since) if args.since else None
+    if args.last:
+        since = time.time() * 1000 - report.parse_duration_s(args.last) * 1000
+    ids: frozenset[str] | None = None
+    raws: frozenset[bytes] | None = None
+    if args.events:
+        records = read_records(args.events)
+        ids = frozenset(r.event_id for r in records if r.event_id is not None)
+        raws = frozenset(r.value for r in records)
+    window = report.Window(
+        since, report.parse_time_ms(args.until) if args.until else None, ids, raws
+    )
+    acks, dead = report.load_run(
+        settings.kafka_bootstrap_servers,
+        settings.topic("memory.indexed"),
+        settings.topic("memory.deadletter"),
+        window,
+    )
+    metrics = None
+    if args.metrics_url:
+        metrics = report.scrape_metrics(args.metrics_url)
+    elif not args.no_metrics:
+        metrics = report.query_prometheus(settings.prometheus_url, args.prometheus_job)
+    doc = report.build_report(acks, dead, window, metrics, args.bucket_s)
+    paths = report.write_outputs(doc, args.out_dir)
+    lat = doc["latency_ms"]
+    print(
+        f"{doc['acks']['count']} acks, {doc['dead_letters']['count']} dead letters; "
+        f"p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms, max {lat['max']} ms"
+    )
+    for what, path in paths.items():
+        print(f"  {what}: {path}")
+    return 0
+
+
+def _add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    d = bench.BenchConfig()
+    p.add_argument(
+        "--events",
+        type=int,
+        default=int(_env("LOADGEN_EVENTS") or d.fast_events),
+        help="fast drain events (env LOADGEN_EVENTS)",
+    )
+    p.add_argument(
+        "--vector-events", type=int, default=int(_env("LOADGEN_VECTOR_EVENTS") or d.vector_events)
+    )
+    p.add_argument(
+        "--duplicate-events",
+        type=int,
+        default=int(_env("LOADGEN_DUPLICATE_EVENTS") or d.duplicate_events),
+    )
+    p.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=float(_env("LOADGEN_LATENCY_SECONDS") or d.latency_seconds),
+        help="length of the half-load run",
+    )
+    p.add_argument("--latency-rate", type=float, help="events/s (default: half the fast drain)")
+    p.add_argument(
+        "--intelligent-events",
+        type=int,
+        default=int(_env("LOADGEN_INTELLIGENT_EVENTS") or d.intelligent_events),
+    )
+    p.add_argument("--llm-latency-ms", type=float, default=d.llm_latency_ms)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--only",
+        default=_env("LOADGEN_BENCH_ONLY") or ",".join(bench.BENCHMARKS),
+        help="comma-separated subset of " + ",".join(bench.BENCHMARKS),
+    )
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--out", type=Path, default=ROOT / "bench-results.json")
+    p.add_argument("--md-out", type=Path, default=ROOT / "bench-results.md")
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    for noisy in ("httpx", "httpcore", "aiokafka", "weaviate"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings = Settings()
+    only = frozenset(n.strip() for n in args.only.split(",") if n.strip())
+    unknown = only - set(bench.BENCHMARKS)
+    if unknown:
+        raise ValueError(f"unknown benchmarks: {', '.join(sorted(unknown))}")
+    workdir = settings.stack_dir / "logs" / "bench" / time.strftime("%Y%m%d-%H%M%S")
+    config = bench.BenchConfig(
+        fast_events=args.events,
+        vector_events=args.vector_events,
+        duplicate_events=args.duplicate_events,
+        latency_seconds=args.latency_seconds,
+        latency_rate=args.latency_rate,
+        intelligent_events=args.intelligent_events,
+        llm_latency_ms=args.llm_latency_ms,
+        seed=args.seed,
+        only=only,
+        progress=sys.stderr.isatty() if args.progress is None else args.progress,
+        workdir=workdir,
+    )
+    started = time.monotonic()
+    run = bench.run_all(settings, config)
+    doc = run.document(config)
+    doc["total_seconds"] = time.monotonic() - started
+    bench.write_results(doc, args.out, args.md_out)
+    print(bench.render_markdown(doc))
+    print(f"written to {args.out} and {args.md_out} in {doc['total_seconds']:.0f}s")
+    print(f"worker logs: {workdir}")
+    return 1 if run.failed else 0
 
 
 if __name__ == "__main__":

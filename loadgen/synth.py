@@ -1,14 +1,24 @@
 """Synthetic memory events: varied domains and phrasing, many tenants and agents,
-adds/updates/deletes with tunable duplicate and invalid ratios. Seeded and pure."""
+adds/updates/deletes/erases with tunable duplicate and invalid ratios. Seeded and pure.
+
+Tenants are picked with a Zipf-like skew (a few busy users, a long tail); each tenant
+talks mostly to its own "home" agent. Duplicates are exact re-publications of an
+earlier event (same ``event_id``, as an at-least-once producer would send), which
+the worker acknowledges as ``noop:duplicate_event``. Invalid events cover the
+rejection reasons of the validator and one refusal of the planner
+(``memory_not_found``); they are yielded as ``{"_raw": <text>}``.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 
 NAMES = [
     "Ana",
@@ -31,6 +41,11 @@ NAMES = [
     "Rosa",
     "Sven",
     "Tariq",
+    "Uma",
+    "Viktor",
+    "Wen",
+    "Yusuf",
+    "Zofia",
 ]
 CITIES = [
     "Lisbon",
@@ -48,6 +63,11 @@ CITIES = [
     "Seville",
     "Tallinn",
     "Perth",
+    "Marrakesh",
+    "Reykjavík",
+    "Busan",
+    "Ljubljana",
+    "Oaxaca",
 ]
 FOODS = [
     "ramen",
@@ -62,6 +82,10 @@ FOODS = [
     "espresso",
     "sushi",
     "lentil soup",
+    "pho",
+    "pierogi",
+    "halloumi",
+    "mango sticky rice",
 ]
 HOBBIES = [
     "bouldering",
@@ -76,6 +100,10 @@ HOBBIES = [
     "woodworking",
     "bread baking",
     "go",
+    "knitting",
+    "astronomy",
+    "open-water swimming",
+    "watercolour painting",
 ]
 JOBS = [
     "nurse",
@@ -88,9 +116,20 @@ JOBS = [
     "carpenter",
     "pharmacist",
     "translator",
+    "site reliability engineer",
+    "veterinarian",
+    "accountant",
+    "chef",
 ]
+LANGUAGES = ["Japanese", "Portuguese", "Swahili", "German", "Korean", "Spanish", "Finnish"]
+PETS = ["a cat", "two cats", "a beagle", "a rescue greyhound", "a parrot", "three hens"]
+APPS = ["Notion", "a paper planner", "Google Calendar", "Obsidian", "a whiteboard", "Todoist"]
+MONTHS = ["January", "March", "May", "June", "August", "October", "November", "December"]
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 AGENTS = ["planner", "coach", "assistant", "support", "travel-agent", "health-bot"]
+AGENT_ROLES = [*AGENTS, "tutor", "finance-bot", "shopper", "scheduler", "concierge", "researcher"]
+SOURCES = ["chat", "email", "voice", "calendar", "web", "sms"]
+RECENT = 1000  # duplicates re-send one of the last RECENT events
 
 TEMPLATES: dict[str, list[str]] = {
     "preference": [
@@ -98,44 +137,120 @@ TEMPLATES: dict[str, list[str]] = {
         "User says they can't stand {food} and would rather skip the meal.",
         "Prefers window seats and always books an early flight.",
         "Likes to get summaries as bullet points, not long paragraphs.",
+        "Would rather get a phone call than a long email on {day}s.",
+        "Picks quiet cafés over busy restaurants when meeting {name}.",
     ],
     "health": [
         "{name} is allergic to peanuts and carries an epinephrine pen.",
         "Has been training for a half marathon, running {n} km a week.",
         "Mentioned trouble sleeping since starting night shifts as a {job}.",
         "Takes vitamin D in winter on the doctor's advice.",
+        "Is lactose intolerant, so no {food} with cream.",
+        "Physio appointment every {day}; the left knee is still sore.",
     ],
     "work": [
         "{name} works as a {job} in {city}.",
         "Started a new role as {job} and is nervous about the first review in {n} weeks.",
         "Their team ships a release every {day}; Thursdays are for planning.",
         "Is preparing a talk about resilient systems for a conference in {city}.",
+        "Manager is {name}; one-on-ones happen every other {day}.",
+        "Wants to move from {job} to a management track within {n} years.",
     ],
     "travel": [
-        "Planning a trip to {city} in the spring, budget around {n}00 euros.",
+        "Planning a trip to {city} in {month}, budget around {n}00 euros.",
         "{name} just came back from {city} and loved the street food.",
         "Wants to visit {city} by train rather than flying.",
         "Their passport expires in {n} months; remind them before booking.",
+        "Always asks for a hotel with a gym when travelling to {city}.",
+        "Has a layover in {city} next {day} and wants a restaurant tip.",
     ],
     "family": [
         "{name}'s daughter practises {hobby} every {day} evening.",
-        "Has two cats and a dog; the dog is afraid of thunderstorms.",
+        "Has {pet}; the dog is afraid of thunderstorms.",
         "Their mother lives in {city} and they call her every {day}.",
         "Celebrating a wedding anniversary next {day} with dinner out.",
+        "Their son turns {n} in {month} and wants a {hobby} lesson as a present.",
+        "Sibling {name} is moving to {city} this {month}.",
     ],
     "schedule": [
         "Dentist appointment on {day} at {n}:30.",
         "Blocks {day} mornings for deep work and declines meetings then.",
         "Weekly call with {name} every {day} at {n} pm.",
-        "Needs to renew the car insurance before the end of the month.",
+        "Needs to renew the car insurance before the end of {month}.",
+        "Plans the week in {app} every Sunday evening.",
+        "Gym sessions are {day} and Thursday at 7 am; do not book over them.",
     ],
     "hobby": [
         "{name} has been getting into {hobby} and goes twice a week.",
         "Is learning {hobby} from online videos and a local club in {city}.",
         "Gave up {hobby} after an injury but wants to start again.",
         "Collects vintage fountain pens and restores them on weekends.",
+        "Entered a {hobby} competition in {city} for {month}.",
+    ],
+    "finance": [
+        "Is saving {n}00 euros a month for a flat deposit.",
+        "Wants a reminder to pay the credit card before the {n}th.",
+        "Splits rent with {name}; they pay on the first {day} of the month.",
+        "Prefers index funds and dislikes picking single stocks.",
+        "Budget for groceries is {n}0 euros a week.",
+    ],
+    "learning": [
+        "Studies {language} for {n} minutes every morning.",
+        "Signed up for an evening course on statistics starting in {month}.",
+        "Learns best with worked examples rather than theory first.",
+        "Reading a book a month; this month it's a history of {city}.",
+        "Practises {language} with a tandem partner, {name}, on {day}s.",
+    ],
+    "home": [
+        "Has {pet} and needs a sitter when travelling in {month}.",
+        "The boiler is serviced every {month}; the engineer is {name}.",
+        "Grows tomatoes and basil on the balcony.",
+        "Is renovating the kitchen; the builder starts on {day}.",
+        "Keeps spare keys with the neighbour, {name}.",
+    ],
+    "tech": [
+        "Uses {app} for to-dos and wants reminders synced there.",
+        "Their laptop is a {n}-year-old ThinkPad running Linux.",
+        "Prefers dark mode and large fonts in every app.",
+        "Asked to never share their location with other apps.",
+        "Has two-factor authentication on everything and a hardware key.",
+    ],
+    "shopping": [
+        "Buys {food} from the market on {day}s.",
+        "Wants running shoes under {n}0 euros, size 42.",
+        "Returns anything that ships in plastic packaging.",
+        "Orders groceries online every {day} for delivery the next morning.",
+        "Is looking for a gift for {name}, who loves {hobby}.",
     ],
 }
+DOMAINS = sorted(TEMPLATES)
+
+# How a memory gets phrased around its core fact: most plainly, some as notes.
+PREFIXES = [
+    "",
+    "",
+    "",
+    "",
+    "Note: ",
+    "Remember: ",
+    "User mentioned: ",
+    "FYI — ",
+    "From the {source} on {day}: ",
+    "Said in passing: ",
+    "Important: ",
+]
+SUFFIXES = [
+    "",
+    "",
+    "",
+    "",
+    "",
+    " Confirmed twice.",
+    " Not sure how firm this is.",
+    " They brought it up again today.",
+    " (as of {month})",
+    " Worth keeping in mind.",
+]
 
 
 def _fill(template: str, rng: random.Random) -> str:
@@ -146,13 +261,27 @@ def _fill(template: str, rng: random.Random) -> str:
         hobby=rng.choice(HOBBIES),
         job=rng.choice(JOBS),
         day=rng.choice(DAYS),
+        month=rng.choice(MONTHS),
+        language=rng.choice(LANGUAGES),
+        pet=rng.choice(PETS),
+        app=rng.choice(APPS),
+        source=rng.choice(SOURCES),
         n=rng.randint(2, 12),
     )
 
 
 def memory_text(rng: random.Random) -> str:
-    domain = rng.choice(sorted(TEMPLATES))
-    return _fill(rng.choice(TEMPLATES[domain]), rng)
+    """One memory: a fact from a random domain, sometimes wrapped as a note."""
+    domain = rng.choice(DOMAINS)
+    fact = _fill(rng.choice(TEMPLATES[domain]), rng)
+    return _fill(rng.choice(PREFIXES), rng) + fact + _fill(rng.choice(SUFFIXES), rng)
+
+
+def random_vector(rng: random.Random, dim: int) -> list[float]:
+    """A unit vector with 6 decimals (a stand-in for a precomputed embedding)."""
+    raw = [rng.random() - 0.5 for _ in range(dim)]
+    norm = math.sqrt(sum(v * v for v in raw)) or 1.0
+    return [round(v / norm, 6) for v in raw]
 
 
 @dataclass(frozen=True)
@@ -166,76 +295,132 @@ class SynthConfig:
     invalid_ratio: float = 0.0
     mode: str = "fast"
     start: datetime | None = None  # occurred_at of the first event; None: now
-    spacing_ms: float = 0.0  # occurred_at step between events
+    spacing_ms: float = 0.0  # occurred_at step between events (the mean with poisson)
+    agents: int = len(AGENTS)
+    erase_ratio: float = 0.0
+    tenant_skew: float = 0.0  # Zipf exponent of tenant activity; 0 is uniform
+    arrival: str = "even"  # "even" or "poisson" gaps between occurred_at
+    vector_dim: int = 0  # > 0: valid adds and updates carry a precomputed vector
+
+    def __post_init__(self) -> None:
+        ratios = (
+            self.update_ratio,
+            self.delete_ratio,
+            self.duplicate_ratio,
+            self.invalid_ratio,
+            self.erase_ratio,
+        )
+        if any(r < 0 for r in ratios) or sum(ratios) > 1:
+            raise ValueError("ratios must be >= 0 and add up to at most 1")
+        if self.count < 0 or self.tenants < 1 or self.agents < 1:
+            raise ValueError("count must be >= 0, tenants and agents >= 1")
+        if self.arrival not in ("even", "poisson"):
+            raise ValueError("arrival is 'even' or 'poisson'")
+        if self.mode not in ("fast", "intelligent"):
+            raise ValueError("mode is 'fast' or 'intelligent'")
+        if self.spacing_ms < 0 or self.tenant_skew < 0 or self.vector_dim < 0:
+            raise ValueError("spacing, skew and vector size must not be negative")
+
+
+def agent_names(count: int) -> list[str]:
+    """``count`` agent ids: the roles first, then numbered copies of them."""
+    return [
+        AGENT_ROLES[i % len(AGENT_ROLES)]
+        + ("" if i < len(AGENT_ROLES) else f"-{i // len(AGENT_ROLES)}")
+        for i in range(count)
+    ]
+
+
+def _invalid_payload(
+    rng: random.Random, base: dict[str, object], tenant_memories: list[str]
+) -> str:
+    """One event the worker must dead-letter (with its reason in the comment)."""
+    kind = rng.randrange(9)
+    if kind == 0:  # invalid_json
+        return '{"schema": "agentmem.memory/v1", "type": "memory.add", "tenant": '
+    if kind == 1:  # unknown_type
+        return json.dumps({**base, "type": "memory.teleport", "content": "x"})
+    if kind == 2:  # invalid_field
+        return json.dumps({**base, "type": "memory.add", "content": 42})
+    if kind == 3:  # missing_tenant
+        return json.dumps({**base, "type": "memory.add", "tenant": "", "content": "no tenant"})
+    if kind == 4:  # vector_dimension
+        return json.dumps({**base, "type": "memory.add", "content": "short", "vector": [0.1] * 3})
+    if kind == 5:  # missing_memory_id
+        return json.dumps({**base, "type": "memory.update", "content": "no id"})
+    if kind == 6:  # missing_content
+        return json.dumps({**base, "type": "memory.add", "content": "   "})
+    if kind == 7:  # not_an_object
+        return json.dumps([base["event_id"], "memory.add"])
+    # memory_not_found: an update of a memory that never existed (refused when applied)
+    missing = f"ghost-{rng.getrandbits(32):08x}"
+    while missing in tenant_memories:
+        missing += "x"
+    return json.dumps({**base, "type": "memory.update", "memory_id": missing, "content": "?"})
 
 
 def synth_events(config: SynthConfig) -> Iterator[dict[str, object]]:
     """Event documents in publish order (invalid ones are dicts with a ``_raw`` payload)."""
     rng = random.Random(config.seed)
     tenants = [f"user-{i:04d}" for i in range(config.tenants)]
+    cum_weights = list(accumulate(1.0 / (r + 1) ** config.tenant_skew for r in range(len(tenants))))
+    agents = agent_names(config.agents)
+    home_agent = {t: agents[i % len(agents)] for i, t in enumerate(tenants)}
     live: dict[str, list[str]] = {t: [] for t in tenants}
     contents: dict[tuple[str, str], str] = {}
+    published: list[dict[str, object]] = []
     start = config.start or datetime.now(UTC)
+    offset_ms = 0.0
     for i in range(config.count):
-        tenant = rng.choice(tenants)
-        occurred = (start + timedelta(milliseconds=i * config.spacing_ms)).isoformat()
+        if i and config.spacing_ms:
+            gap = config.spacing_ms
+            offset_ms += rng.expovariate(1.0 / gap) if config.arrival == "poisson" else gap
+        tenant = rng.choices(tenants, cum_weights=cum_weights)[0]
+        occurred = (start + timedelta(milliseconds=offset_ms)).isoformat()
         event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        agent = home_agent[tenant] if rng.random() < 0.7 else rng.choice(agents)
         base: dict[str, object] = {
             "schema": "agentmem.memory/v1",
             "event_id": event_id,
             "tenant": tenant,
-            "agent_id": rng.choice(AGENTS),
+            "agent_id": agent,
             "run_id": f"run-{rng.randint(1, 400)}",
-            "metadata": {"source": rng.choice(["chat", "email", "voice", "calendar"])},
+            "metadata": {"source": rng.choice(SOURCES)},
             "mode": config.mode,
             "occurred_at": occurred,
         }
         roll = rng.random()
+        memories = live[tenant]
         if roll < config.invalid_ratio:
-            yield {
-                "_raw": rng.choice(
-                    [
-                        '{"schema": "agentmem.memory/v1", "type": "memory.add", "tenant": ',
-                        json.dumps({**base, "type": "memory.teleport", "content": "x"}),
-                        json.dumps({**base, "type": "memory.add", "content": 42}),
-                        json.dumps(
-                            {**base, "type": "memory.add", "tenant": "", "content": "no tenant"}
-                        ),
-                    ]
-                )
-            }
+            yield {"_raw": _invalid_payload(rng, base, memories)}
             continue
         roll -= config.invalid_ratio
-        memories = live[tenant]
-        if memories and roll < config.duplicate_ratio:
-            mid = rng.choice(memories)
-            yield {
-                **base,
-                "type": "memory.add",
-                "memory_id": mid,
-                "content": contents[(tenant, mid)],
-            }
+        if published and roll < config.duplicate_ratio:
+            # a retry re-sends something recent
+            yield published[rng.randrange(max(0, len(published) - RECENT), len(published))]
             continue
         roll -= config.duplicate_ratio
-        if memories and roll < config.delete_ratio:
+        doc: dict[str, object]
+        if memories and roll < config.delete_ratio + config.erase_ratio:
             mid = memories.pop(rng.randrange(len(memories)))
-            yield {**base, "type": "memory.delete", "memory_id": mid}
-            continue
-        roll -= config.delete_ratio
-        if memories and roll < config.update_ratio:
+            kind = "memory.delete" if roll < config.delete_ratio else "memory.erase"
+            doc = {**base, "type": kind, "memory_id": mid}
+        elif memories and roll < config.delete_ratio + config.erase_ratio + config.update_ratio:
             mid = rng.choice(memories)
             contents[(tenant, mid)] = f"{memory_text(rng)} (updated)"
-            yield {
-                **base,
-                "type": "memory.update",
-                "memory_id": mid,
-                "content": contents[(tenant, mid)],
-            }
-            continue
-        mid = f"m-{i:07d}"
-        memories.append(mid)
-        contents[(tenant, mid)] = memory_text(rng)
-        yield {**base, "type": "memory.add", "memory_id": mid, "content": contents[(tenant, mid)]}
+            doc = {**base, "type": "memory.update", "memory_id": mid}
+            doc["content"] = contents[(tenant, mid)]
+        else:
+            mid = f"m-{i:07d}"
+            memories.append(mid)
+            contents[(tenant, mid)] = memory_text(rng)
+            doc = {**base, "type": "memory.add", "memory_id": mid}
+            doc["content"] = contents[(tenant, mid)]
+        if config.vector_dim and "content" in doc:
+            doc["vector"] = random_vector(rng, config.vector_dim)
+        if config.duplicate_ratio:
+            published.append(doc)
+        yield doc
 
 
 def encode(doc: dict[str, object]) -> tuple[bytes, bytes]:
@@ -243,3 +428,8 @@ def encode(doc: dict[str, object]) -> tuple[bytes, bytes]:
     if "_raw" in doc:
         return b"invalid", str(doc["_raw"]).encode()
     return str(doc["tenant"]).encode(), json.dumps(doc, ensure_ascii=False).encode()
+
+
+def to_line(doc: dict[str, object]) -> str:
+    """One JSONL line (without the newline): the bytes replay publishes."""
+    return encode(doc)[1].decode()
