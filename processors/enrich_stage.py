@@ -19,7 +19,6 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import ValidationError
@@ -339,13 +338,21 @@ class EnrichStage(Generic[H]):
                 owners[p.stored.uuid] = p
         if not by_tenant:
             return
+        tenants = list(by_tenant)
+        # Under the lock the index stage takes for its writes: the version check and the
+        # write are one step as far as the index stage can tell. Tenants go in parallel
+        # so that the lock (and with it the fast path) is held as briefly as possible.
         async with self.write_lock:
-            for tenant, updates in by_tenant.items():
-                _, errors = await self._retry(
-                    "enrich_write", partial(self.store.write_enrichment, tenant, updates)
-                )
-                for uid, error in errors.items():
-                    owners[uid].failures["write"] = f"weaviate_rejected: {error[:200]}"
+            written = await self._retry(
+                "enrich_write",
+                lambda: gather_bounded(
+                    self.config.weaviate_concurrency,
+                    [self.store.write_enrichment(t, by_tenant[t]) for t in tenants],
+                ),
+            )
+        for _, errors in written:
+            for uid, error in errors.items():
+                owners[uid].failures["write"] = f"weaviate_rejected: {error[:200]}"
 
 
 def _reason(result: Result | None) -> str:

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     llm_attempts: int = Field(default=4, ge=1, le=20)
     # memories packed into one prompt, and requests in flight per processor
     llm_batch_size: int = Field(default=16, ge=1, le=512)
-    llm_concurrency: int = Field(default=4, ge=1, le=256)
+    llm_concurrency: int = Field(default=8, ge=1, le=256)
     llm_prompt_version: str = Field(default="v1", pattern=r"^v[0-9]+$")
     # circuit breaker: opens when failure_ratio of the last window calls (>= min_calls) failed
     llm_circuit_window: int = Field(default=20, ge=1)
