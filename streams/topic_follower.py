@@ -30,8 +30,12 @@ class TopicFollower(ABC):
         partitions = await partitions_of(self.bootstrap, self.topic)
         if not partitions:
             raise RuntimeError(f"topic {self.topic} does not exist (is the worker running?)")
+        # The reset policy agrees with the seek below: the consumer's own initial
+        # position reset can otherwise race the seek and win.
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if self.from_beginning else "latest",
         )
         await self._consumer.start()
         self._tps = [TopicPartition(self.topic, p) for p in partitions]

@@ -157,7 +157,9 @@ class TopicReader:
             partitions = await self._partitions()
             assert partitions, f"topic {self.topic} does not exist"
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.kafka_bootstrap_servers, enable_auto_commit=False
+                bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",  # agrees with the seek: no race to the end
             )
             await consumer.start()
             tps = [TopicPartition(self.topic, p) for p in partitions]
