@@ -98,6 +98,7 @@ async def test_private_stack_lifecycle(stack: Settings, tmp_path: Path) -> None:
         outcome = supervisor.down(settings)
     assert outcome == {
         "worker": "not running",
+        "fake-llm": "not running",
         "prometheus": "stopped",
         "weaviate": "stopped",
         "kafka": "stopped",
