@@ -105,14 +105,8 @@ def private_settings(base: Settings, workdir: Path, **overrides: Any) -> Setting
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a child process build exactly these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMEM_")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        raw = value.get_secret_value() if hasattr(value, "get_secret_value") else value
-        env[f"AGENTMEM_{name.upper()}"] = str(raw)
-    return env
+    """The environment of a child process that builds exactly these settings."""
+    return settings.child_env(os.environ)
 
 
 def weaviate_client(settings: Settings) -> weaviate.WeaviateClient:

@@ -7,6 +7,7 @@ down; nothing deeper reads the environment.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -139,6 +140,17 @@ class Settings(BaseSettings):
         if len(set(ports)) != len(ports):
             raise ValueError(f"ports must differ from one another, got {ports}")
         return self
+
+    def child_env(self, inherited: Mapping[str, str]) -> dict[str, str]:
+        """The environment that makes a child process build exactly these settings:
+        ``inherited`` without its ``AGENTMEM_`` variables, plus one per field."""
+        env = {k: v for k, v in inherited.items() if not k.startswith("AGENTMEM_")}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+            env[f"AGENTMEM_{name.upper()}"] = str(raw)
+        return env
 
     def topic(self, name: str) -> str:
         """Full topic name for a short name such as ``memory.events``."""

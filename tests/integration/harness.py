@@ -54,13 +54,8 @@ def isolated_settings(base: Settings, work_dir: Path, **overrides: Any) -> Setti
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMEM_")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        raw = value.get_secret_value() if hasattr(value, "get_secret_value") else value
-        env[f"AGENTMEM_{name.upper()}"] = str(raw)
-    return env
+    """The environment of a child process that builds exactly these settings."""
+    return settings.child_env(os.environ)
 
 
 @dataclass

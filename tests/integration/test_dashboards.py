@@ -30,7 +30,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from processors.events import new_event
 from streams.settings import PROJECT_ROOT, Settings
@@ -46,6 +45,7 @@ from tests.integration.harness import (
     wait_for,
 )
 from tests.integration.scenario import generate
+from tests.integration.test_pipeline import publish
 
 API_KEY = "dash-" + "k" * 24
 RATE_INTERVAL = "1m"  # >= 4 scrape intervals, as Grafana's $__rate_interval would be
@@ -251,21 +251,6 @@ def observed(stack: Settings, tmp_path: Path) -> Iterator[Observed]:
         )
 
 
-async def _publish(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
-    )
-    await producer.start()
-    try:
-        sent = [
-            await producer.send(settings.topic("memory.events"), value, key=key)
-            for key, value in records
-        ]
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
-
-
 def _load() -> list[tuple[bytes, bytes]]:
     """300 events (about 10% invalid) with every third valid add/update in intelligent
     mode, 30 intelligent adds of repeated contents, an update of a memory that does
@@ -347,7 +332,7 @@ async def test_every_panel_shows_data_for_a_real_worker_and_api(
 ) -> None:
     settings, worker = observed.settings, observed.worker
     records = _load()
-    await _publish(settings, records)
+    await publish(settings, records)
     await _wait_metric(
         worker, "agentmem_events_in_total", len(records), f"the worker to read {len(records)}"
     )
@@ -359,7 +344,7 @@ async def test_every_panel_shows_data_for_a_real_worker_and_api(
     for proxy in observed.weaviate_proxies:
         proxy.cut()
     try:
-        await _publish(settings, [(e.tenant.encode(), e.to_json()) for e in outage])
+        await publish(settings, [(e.tenant.encode(), e.to_json()) for e in outage])
         await _wait_metric(worker, "agentmem_retries_total", retries + 1, "a retried write")
     finally:
         for proxy in observed.weaviate_proxies:
