@@ -85,6 +85,16 @@ class CircuitBreaker:
         ):
             self._open()
 
+    def retry_after(self) -> float:
+        """Seconds until a refused call could be let through: the rest of the cooldown,
+        or a whole cooldown while a probe is out; 0 when calls go through."""
+        state = self.state
+        if state == CircuitState.OPEN:
+            return max(0.0, self._opened_at + self.cooldown_s - self.clock())
+        if state == CircuitState.HALF_OPEN and self._probing:
+            return self.cooldown_s
+        return 0.0
+
     def release_probe(self) -> None:
         """A probe that ended without a verdict (cancelled): let the next call probe."""
         self._probing = False

@@ -121,12 +121,20 @@ class Processor:
         results: dict[str, Result] = {}
         pending = dict(items)
         last = Failure("not_attempted", "no attempt was made")
+        not_before = 0.0  # an open circuit says when asking again can help
         for attempt in range(self.config.attempts):
             if attempt:
-                await self.sleep(self.config.backoff.delay(attempt - 1, self._rng))
+                delay = self.config.backoff.delay(attempt - 1, self._rng)
+                # past the breaker's cooldown (plus jitter), so that attempts are not all
+                # spent while it is open and the probe gets its chance
+                if not_before:
+                    delay = max(delay, not_before + self._rng.uniform(0, delay))
+                await self.sleep(delay)
+            not_before = 0.0
             try:
                 answered = await self._ask(pending)
             except LlmError as exc:
+                not_before = exc.retry_after_s
                 last = Failure(exc.outcome, exc.detail)
                 if not exc.retriable:
                     break

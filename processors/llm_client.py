@@ -18,9 +18,12 @@ from processors.metrics import Metrics
 class LlmError(Exception):
     """A request that did not give an answer; ``outcome`` is the metrics label."""
 
-    def __init__(self, outcome: str, detail: str, retriable: bool) -> None:
+    def __init__(
+        self, outcome: str, detail: str, retriable: bool, retry_after_s: float = 0.0
+    ) -> None:
         super().__init__(f"{outcome}: {detail}")
         self.outcome, self.detail, self.retriable = outcome, detail, retriable
+        self.retry_after_s = retry_after_s  # no point in trying sooner (open circuit)
 
 
 def classify(exc: Exception) -> LlmError:
@@ -73,7 +76,12 @@ class LlmEndpoint:
         probe = self.breaker.state == CircuitState.HALF_OPEN
         if not self.breaker.allow():
             self.metrics.llm_requests.labels(kind, "circuit_open").inc()
-            raise LlmError("circuit_open", f"circuit open for {self.label}", True)
+            raise LlmError(
+                "circuit_open",
+                f"circuit open for {self.label}",
+                True,
+                retry_after_s=self.breaker.retry_after(),
+            )
         started = time.perf_counter()
         recorded = False
         try:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from pydantic import ValidationError
 
@@ -24,6 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="run the HTTP API")
     api.add_argument("--host")
     api.add_argument("--port", type=int)
+    requeue = sub.add_parser(
+        "requeue-enrich", help="send dead-lettered enrichments back to memory.enrich"
+    )
+    requeue.add_argument(
+        "--since", type=datetime.fromisoformat, help="only those failed at or after (ISO 8601)"
+    )
     client_cli.add_parsers(sub)
     return parser
 
@@ -55,6 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_api(settings, args.host, args.port)
     if args.command in ("publish", "search", "get", "history"):
         return client_cli.run(args, settings)
+    if args.command == "requeue-enrich":
+        from streams.requeue import requeue_enrichments
+
+        sent = asyncio.run(requeue_enrichments(settings, args.since))
+        print(f"requeued {sent} enrichment request(s)")
+        return 0
     if args.command == "worker":
         from streams.worker import run_worker
 

@@ -17,6 +17,7 @@ import pytest
 from loadgen.fake_answers import decide
 from loadgen.synth import SynthConfig, synth_events
 from processors.events import MemoryEvent, new_event
+from streams.requeue import requeue_enrichments
 from streams.settings import Settings
 from tests.integration.harness import (
     TopicReader,
@@ -49,8 +50,8 @@ class FakeLlm:
         self.proc.wait(timeout=30)
 
 
-def start_fake(log: Path, *args: str) -> FakeLlm:
-    port = free_port()
+def start_fake(log: Path, *args: str, port: int | None = None) -> FakeLlm:
+    port = port or free_port()
     out = log.open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "loadgen.cli", "fake-llm", "--port", str(port), *args],
@@ -371,9 +372,15 @@ async def test_flaky_llm_never_loses_a_memory(stack: Settings, tmp_path: Path) -
 async def test_llm_down_opens_the_circuit_and_indexing_goes_on(
     stack: Settings, tmp_path: Path
 ) -> None:
-    down = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    port = free_port()
+    down = f"http://127.0.0.1:{port}/v1"  # nothing listens there (yet)
     settings = intelligent_settings(
-        stack, tmp_path / "w", down, llm_circuit_min_calls=5, llm_circuit_window=10
+        stack,
+        tmp_path / "w",
+        down,
+        llm_circuit_min_calls=5,
+        llm_circuit_window=10,
+        llm_circuit_cooldown_s=2.0,
     )
     worker = WorkerProcess(settings, tmp_path / "worker.log")
     worker.start()
@@ -389,6 +396,30 @@ async def test_llm_down_opens_the_circuit_and_indexing_goes_on(
         assert worker.metric("agentmem_llm_circuit_state") == 2.0  # open
         assert sum(len(v) for v in fetch_enriched(settings).values()) == len(events)
         assert worker.proc is not None and worker.proc.poll() is None
+
+        # The endpoint comes back; the dead-lettered enrichments are sent again and
+        # complete: the circuit closes through its probe, and nothing was lost.
+        fake = start_fake(tmp_path / "fake.log", port=port)
+        try:
+            assert await requeue_enrichments(settings) == len(events)
+            enriched_reader = TopicReader(settings, settings.topic("memory.enriched"))
+            want = {e.event_id for e in events}
+
+            def all_enriched() -> bool:
+                last = enriched_ids(enriched_reader)  # the newest outcome per event
+                return all(last.get(e, {}).get("outcome") == "enriched" for e in want)
+
+            try:
+                await wait_for([enriched_reader], all_enriched, 300, "re-enrichment", worker)
+            finally:
+                await enriched_reader.close()
+            assert worker.metric("agentmem_llm_circuit_state") == 0.0  # closed
+            state = fetch_enriched(settings)
+            assert all(state[e.tenant][e.resolved_memory_id]["facts"] for e in events), (
+                "a requeued memory has no facts"
+            )
+        finally:
+            fake.stop()
     finally:
         worker.stop()
 

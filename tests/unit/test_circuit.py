@@ -318,3 +318,16 @@ def test_default_clock_is_monotonic() -> None:
     cb.record(False)
     assert state(cb) == CircuitState.OPEN
     assert cb.allow() is False
+
+
+def test_retry_after_is_the_rest_of_the_cooldown_then_a_whole_one_while_probing() -> None:
+    clock = FakeClock()
+    cb = breaker(clock)
+    assert cb.retry_after() == 0.0  # closed: go ahead
+    cb = open_breaker(clock)
+    clock.advance(4)
+    assert cb.retry_after() == 6.0
+    clock.advance(6)
+    assert cb.retry_after() == 0.0  # half-open, the probe slot is free
+    assert cb.allow() is True
+    assert cb.retry_after() == 10.0  # the probe is out: wait for its verdict

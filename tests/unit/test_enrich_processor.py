@@ -460,3 +460,17 @@ def test_default_config() -> None:
     config = ProcessorConfig()
     assert (config.batch_size, config.concurrency, config.attempts) == (16, 4, 4)
     assert config.backoff == Backoff(base_s=0.5, cap_s=8.0)
+
+
+async def test_an_open_circuit_defers_the_next_attempt_past_its_cooldown() -> None:
+    script: Script = lambda n, items: (  # noqa: E731
+        LlmError("circuit_open", "circuit open", True, retry_after_s=7.0)
+        if n == 1
+        else facts_reply(items)
+    )
+    h = Harness(completer=FakeCompleter(script), attempts=2)
+    results = await h.processor.run(memories("a"))
+    assert results == {"m0": {"facts": ["A"]}}
+    assert len(h.sleep.delays) == 1
+    # not the 0.25-0.5 s of plain backoff: the breaker said 7 s, plus jitter
+    assert 7.0 <= h.sleep.delays[0] <= 7.5
