@@ -16,6 +16,8 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
+from processors.kafka_sink import KafkaRecordSink
+from processors.records import OutRecord
 from streams.publisher import durable_producer
 from streams.settings import Settings
 from streams.topic_follower import TopicFollower
@@ -67,16 +69,13 @@ async def requeue_enrichments(settings: Settings, since: datetime | None = None)
         await reader.catch_up(timeout_s=120)
     finally:
         await reader.stop()
-    records = requeueable(reader.docs, since)
+    records = [OutRecord(key, value) for key, value in requeueable(reader.docs, since)]
     if not records:
         return 0
     producer = durable_producer(settings.kafka_bootstrap_servers)
     await producer.start()
     try:
-        topic = Topics.from_settings(settings).enrich
-        sent = [await producer.send(topic, value, key=key) for key, value in records]
-        for future in sent:
-            await future
+        await KafkaRecordSink(producer).send_all(Topics.from_settings(settings).enrich, records)
     finally:
         await producer.stop()
     return len(records)

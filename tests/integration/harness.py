@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,15 +20,9 @@ import httpx
 import weaviate
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from loadgen.bench import free_port as free_port  # re-exported for the tests
 from streams.settings import Settings
 from streams.topics import Topics, partitions_of
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def isolated_settings(base: Settings, work_dir: Path, **overrides: Any) -> Settings:
