@@ -153,15 +153,24 @@ class EnrichStage(Generic[H]):
             except Exception:
                 log.exception("enrich batch of %d failed (attempt %d)", len(batch), attempt + 1)
                 await asyncio.sleep(self.config.backoff.delay(attempt, self._rng))
-        dead = [
-            (
-                "internal_error",
-                self._dead(i, "internal_error", "enrichment failed repeatedly", None),
-            )
-            for i in batch
-        ]
+        detail = "enrichment failed repeatedly"
+        dead: list[tuple[str, OutRecord]] = []
+        outcomes: list[OutRecord] = []
+        now_ms = int(self.now().timestamp() * 1000)
+        for incoming in batch:
+            try:
+                req: EnrichRequest | None = EnrichRequest.model_validate_json(incoming.value or b"")
+            except ValidationError:
+                req = None
+            dead.append(("internal_error", self._dead(incoming, "internal_error", detail, req)))
+            if req is not None:
+                failures = {"enrich": f"internal_error: {detail}"}
+                outcomes.append(enriched_record(req, "failed", None, None, None, failures, now_ms))
         await self._send_dead(dead)
         self.metrics.enrichments.labels("failed").inc(len(batch))
+        await self._retry(
+            "enriched_append", lambda: self.sink.send_all(self.config.enriched_topic, outcomes)
+        )
 
     async def process(self, batch: Sequence[Incoming[H]]) -> None:
         dead: list[tuple[str, OutRecord]] = []
@@ -233,11 +242,12 @@ class EnrichStage(Generic[H]):
                 reason = next(iter(p.failures.values())).split(":", 1)[0]
                 detail = "; ".join(f"{k}: {v}" for k, v in sorted(p.failures.items()))
                 dead.append((reason, self._dead(p.incoming, reason, detail, p.req)))
-        await asyncio.gather(
-            self._retry(
-                "enriched_append", lambda: self.sink.send_all(self.config.enriched_topic, acks)
-            ),
-            self._send_dead(dead) if dead else asyncio.sleep(0),
+        # The dead letters first: an outcome of "failed" or "partial" vouches that
+        # its dead letter is already on the broker (requeue-enrich finds it there).
+        if dead:
+            await self._send_dead(dead)
+        await self._retry(
+            "enriched_append", lambda: self.sink.send_all(self.config.enriched_topic, acks)
         )
 
     def _ack(self, req: EnrichRequest, outcome: str) -> OutRecord:

@@ -105,6 +105,16 @@ class BatchReport:
     dead_lettered: int = 0
 
 
+def rejected_acks(dead: Sequence[DeadLetter], at: datetime) -> list[OutRecord]:
+    """Acks for dead-lettered events whose id and tenant are known: a writer waiting
+    on an event that was refused learns it at once, not by timeout."""
+    return [
+        ack_record(d.event_id, d.tenant, "", None, f"rejected:{d.reason}", d.source, None, at)
+        for d in dead
+        if d.event_id and d.tenant
+    ]
+
+
 class IndexStage(Generic[H]):
     def __init__(
         self,
@@ -202,11 +212,23 @@ class IndexStage(Generic[H]):
                     attempts,
                 )
                 await asyncio.sleep(self.config.backoff.delay(attempt, self._rng))
-        dead = [
-            self._dead(i, "index", "internal_error", "processing failed repeatedly", None, None)
-            for i in batch
-        ]
+        dead = []
+        for incoming in batch:
+            # Best effort: the ids let a waiting writer hear of it (see rejected_acks).
+            parsed = parse_event(incoming.value, self.config.limits)
+            dead.append(
+                self._dead(
+                    incoming,
+                    "index",
+                    "internal_error",
+                    "processing failed repeatedly",
+                    parsed.event_id,
+                    parsed.tenant,
+                )
+            )
         await self._send_dead(dead)
+        acks = rejected_acks(dead, self.now())
+        await self._retry("ack_append", lambda: self.sink.send_all(self.config.indexed_topic, acks))
         return BatchReport(received=len(batch), dead_lettered=len(dead))
 
     async def process(self, batch: Sequence[Incoming[H]]) -> BatchReport:
@@ -280,31 +302,20 @@ class IndexStage(Generic[H]):
             self._ack(batch, n.index, n.event, None, f"noop:{n.reason}", searchable_at)
             for n in noops
         ]
-        # A writer waiting on an event that was refused learns it at once, not by timeout.
-        acks += [
-            ack_record(
-                d.event_id,
-                d.tenant,
-                "",
-                None,
-                f"rejected:{d.reason}",
-                d.source,
-                None,
-                searchable_at,
-            )
-            for d in dead
-            if d.event_id and d.tenant
-        ]
+        acks += rejected_acks(dead, searchable_at)
         enrich = self._enrich_requests(plan, failed, searchable_at)
         started = time.perf_counter()
+        # An ack vouches for what is already durable: the history entry, the
+        # enrichment request, the dead letter of a rejected event. So it is sent
+        # only after those are on the broker; a reader that sees the ack can find them.
         await asyncio.gather(
             self._retry(
                 "history_append", lambda: self.sink.send_all(self.config.history_topic, history)
             ),
             self._send_enrich(enrich),
             self._send_dead(dead),
-            self._retry("ack_append", lambda: self.sink.send_all(self.config.indexed_topic, acks)),
         )
+        await self._retry("ack_append", lambda: self.sink.send_all(self.config.indexed_topic, acks))
         self.metrics.stage_seconds.labels("history_append").observe(time.perf_counter() - started)
 
         last: dict[str, Applied] = {a.key: a for a in applied}

@@ -104,15 +104,22 @@ class BrokenProcessor:
 
 
 class FakeSink:
-    def __init__(self, fail_times: int = 0) -> None:
+    """Records what was sent, in the order the sends finished (``calls``); sends to
+    the ``slow`` topics take a few event-loop turns."""
+
+    def __init__(self, fail_times: int = 0, slow: frozenset[str] = frozenset()) -> None:
         self.records: dict[str, list[OutRecord]] = defaultdict(list)
         self.calls: list[tuple[str, int]] = []
         self.fail_times = fail_times
+        self.slow = slow
 
     async def send_all(self, topic: str, records: Sequence[OutRecord]) -> None:
         if self.fail_times:
             self.fail_times -= 1
             raise ConnectionError("kafka unavailable")
+        if topic in self.slow:
+            for _ in range(5):
+                await asyncio.sleep(0)
         self.calls.append((topic, len(records)))
         self.records[topic] += list(records)
 
@@ -510,6 +517,18 @@ async def test_decision_failure_is_partial_and_dead_lettered() -> None:
     assert h.enrichments("partial") == 1.0
 
 
+async def test_outcomes_are_sent_after_their_dead_letters() -> None:
+    # A "failed" or "partial" outcome vouches that its dead letter is on the broker
+    # (requeue-enrich looks for it there), even when the dead-letter send is slow.
+    h = Harness(
+        facts=lambda p: Failure("timeout", "t"),
+        sink=FakeSink(slow=frozenset({DEADLETTER})),
+    )
+    h.store.put("m", 1)
+    await h.stage.process(batch(req("m", "mine")))
+    assert [topic for topic, _ in h.sink.calls] == [DEADLETTER, ENRICHED]
+
+
 async def test_missing_result_is_a_failure() -> None:
     h = Harness(facts=lambda p: None)
     h.store.put("m", 1)
@@ -615,7 +634,11 @@ async def test_process_safely_dead_letters_a_batch_that_keeps_failing() -> None:
         ("enrich", "internal_error"),
     ]
     assert h.dead()[0]["detail"] == "enrichment failed repeatedly"
-    assert h.acks() == []
+    assert [d["event_id"] for d in h.dead()] == ["ev-m-1", "ev-n-1"]
+    # whoever waits for these enrichments hears that they failed, after the dead letters
+    assert h.outcomes() == [("m", 1, "failed"), ("n", 1, "failed")]
+    assert h.acks()[0]["failures"] == {"enrich": "internal_error: enrichment failed repeatedly"}
+    assert [topic for topic, _ in h.sink.calls] == [DEADLETTER, ENRICHED]
     assert h.enrichments("failed") == 2.0
     assert h.metric("agentmem_events_in_total", stage="enrich") == 2.0
     assert len(h.importance.runs) == 2  # one run per attempt

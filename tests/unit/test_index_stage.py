@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -108,12 +109,23 @@ class FakeStore:
 
 
 class FakeSink:
-    def __init__(self, fail_times: int = 0, state: DictState | None = None) -> None:
+    """Records what was sent. Sends to the ``slow`` topics take a few event-loop turns,
+    so a test can see whether a send waited for them; ``completed`` is the order in
+    which sends finished."""
+
+    def __init__(
+        self,
+        fail_times: int = 0,
+        state: DictState | None = None,
+        slow: frozenset[str] = frozenset(),
+    ) -> None:
         self.records: dict[str, list[OutRecord]] = defaultdict(list)
         self.fail_times = fail_times
         self.failures = 0
         self.state = state
         self.state_sizes_seen: list[int] = []
+        self.slow = slow
+        self.completed: list[str] = []
 
     async def send_all(self, topic: str, records: Sequence[OutRecord]) -> None:
         if self.state is not None:
@@ -121,7 +133,11 @@ class FakeSink:
         if self.failures < self.fail_times:
             self.failures += 1
             raise ConnectionError("kafka unavailable")
+        if topic in self.slow:
+            for _ in range(5):
+                await asyncio.sleep(0)
         self.records[topic] += list(records)
+        self.completed.append(topic)
 
     def values(self, topic: str) -> list[dict[str, Any]]:
         return [json.loads(r.value) for r in self.records[topic] if r.value is not None]
@@ -469,9 +485,26 @@ async def test_process_safely_dead_letters_whole_batch_on_bug() -> None:
     # the original bytes are kept, so the events can be replayed
     assert [json.loads(d["value"])["event_id"] for d in dead] == ["e1", "e2"]
     assert h.history() == []
-    assert h.acks() == []
+    # the writers waiting on e1 and e2 hear at once that they were refused
+    assert [(a["event_id"], a["outcome"]) for a in h.acks()] == [
+        ("e1", "rejected:internal_error"),
+        ("e2", "rejected:internal_error"),
+    ]
+    assert h.sink.completed == [DEADLETTER, INDEXED]
     assert h.store.upserted == []
     assert h.metric("agentmem_deadletters_total", stage="index", reason="internal_error") == 2
+
+
+async def test_acks_are_sent_after_history_dead_letters_and_enrich_requests() -> None:
+    # An ack vouches for them: a reader that sees the ack must find them on the broker,
+    # even when those sends are the slow ones.
+    sink = FakeSink(slow=frozenset({HISTORY, DEADLETTER}))
+    h = Harness(sink=sink)
+    await h.stage.process(batch(add("e1", "m-1", "a"), b"not json", add("e2", "m-2", "b")))
+    assert [a["outcome"] for a in h.acks()] == ["applied", "applied"]
+    assert len(h.dead()) == 1 and len(h.history()) == 2
+    assert sink.completed[-1] == INDEXED
+    assert sink.completed.count(INDEXED) == 1
 
 
 async def test_process_safely_returns_process_report_when_healthy() -> None:
