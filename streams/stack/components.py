@@ -8,6 +8,7 @@ import contextlib
 import logging
 import socket
 import subprocess
+import time
 import uuid
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,18 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
         return True
     return False
+
+
+def port_released(port: int, grace_s: float, host: str = "127.0.0.1") -> bool:
+    """Whether nothing accepts connections on host:port, waiting up to ``grace_s`` for
+    it to be let go: a process that was just killed still holds its sockets while the
+    kernel tears it down, after its command line is already gone."""
+    deadline = time.monotonic() + grace_s
+    while port_open(port, host):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:

@@ -9,10 +9,14 @@ from dataclasses import dataclass
 from streams.settings import Settings
 from streams.stack import process
 from streams.stack.build import ensure_all
-from streams.stack.components import Component, components, port_open
+from streams.stack.components import Component, components, port_open, port_released
 from streams.stack.worker_daemon import stop_fake_llm, stop_worker
 
 log = logging.getLogger(__name__)
+
+# How long `up` waits for a port held by something that is not healthy to be let go
+# (a component killed a moment ago) before calling it taken.
+PORT_GRACE_S = 10.0
 
 
 class StackError(RuntimeError):
@@ -81,7 +85,8 @@ def up(settings: Settings, timeout_s: float = 180.0) -> dict[str, str]:
                 )
                 outcome[comp.name] = "foreign"
                 continue
-            raise StackError(f"port {comp.port} for {comp.name} is taken by another process")
+            if not port_released(comp.port, PORT_GRACE_S):
+                raise StackError(f"port {comp.port} for {comp.name} is taken by another process")
         comp.prepare(artifacts)
         process.start(comp.argv(artifacts), comp.files, env=comp.env(), cwd=comp.home)
         outcome[comp.name] = "started"

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import socket
 import sys
+import threading
 from pathlib import Path
 
 from streams.stack import process
+from streams.stack.components import port_open, port_released
 
 
 def test_start_find_and_stop_a_process(tmp_path: Path) -> None:
@@ -30,3 +33,17 @@ def test_tail_returns_last_lines(tmp_path: Path) -> None:
     log.write_text("".join(f"line {i}\n" for i in range(100)))
     assert process.tail(log, 3).splitlines() == ["line 97", "line 98", "line 99"]
     assert "no log" in process.tail(tmp_path / "missing.log")
+
+
+def test_port_released_waits_for_a_closing_listener() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    threading.Timer(0.5, listener.close).start()
+    assert port_released(port, grace_s=10.0)
+    assert not port_open(port)
+
+
+def test_port_released_gives_up_on_a_port_still_held() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        assert not port_released(port, grace_s=0.5)
