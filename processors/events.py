@@ -76,9 +76,9 @@ class MemoryEvent(BaseModel):
     @classmethod
     def _ints_are_floats(cls, value: object) -> object:
         if isinstance(value, list):
-            return [
-                float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value
-            ]
+            if set(map(type, value)) <= {float}:  # the usual case, checked at C speed
+                return value
+            return [float(v) if type(v) is int else v for v in value]
         return value
 
     @property

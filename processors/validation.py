@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from processors.events import (
@@ -97,7 +98,7 @@ def _check_semantics(event: MemoryEvent, limits: Limits) -> str | None:
     if event.vector is not None:
         if len(event.vector) != limits.vector_dim:
             return "vector_dimension"
-        if not all(math.isfinite(v) for v in event.vector):
+        if not all(map(math.isfinite, event.vector)):
             return "invalid_vector"
     return None
 
@@ -113,6 +114,17 @@ _SEMANTIC_DETAIL = {
 }
 
 
+def _loads(raw: bytes, text: str) -> Any:
+    """orjson where it can (a 384-float vector parses ten times faster than with the
+    standard library); whatever it refuses (NaN, integers past 64 bits, lone
+    surrogates, malformed input) goes to ``json.loads``, so that what is accepted and
+    every rejection's wording stay the standard library's."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def parse_event(raw: bytes | None, limits: Limits) -> MemoryEvent | Rejection:
     """Decode, parse and validate one message value."""
     if raw is None:
@@ -122,7 +134,7 @@ def parse_event(raw: bytes | None, limits: Limits) -> MemoryEvent | Rejection:
     except UnicodeDecodeError as exc:
         return Rejection("invalid_utf8", f"value is not UTF-8: {exc.reason} at byte {exc.start}")
     try:
-        doc = json.loads(text)
+        doc = _loads(raw, text)
     except json.JSONDecodeError as exc:
         return Rejection("invalid_json", f"value is not JSON: {exc.msg} at char {exc.pos}")
     if not isinstance(doc, dict):

@@ -30,6 +30,12 @@ def create_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         table_standby_replicas=0,
+        # Bytes per partition per fetch (faust's default is 1 MiB). aiokafka sends
+        # the next fetch to a broker only once every partition's prefetched records
+        # are consumed, and that round trip stalled the agent for up to a second
+        # every ~2,000 events carrying vectors; 8 MiB makes the rounds rarer
+        # (duplicate path 1,450 -> ~2,100 events/s).
+        consumer_max_fetch_size=8 * 1024 * 1024,
     )
 
 

@@ -62,7 +62,10 @@ class Settings(BaseSettings):
 
     # Micro-batching of the index agent
     max_batch: int = Field(default=256, ge=1, le=10_000)
-    linger_ms: int = Field(default=50, ge=0, le=60_000)
+    # How long a batch waits to fill. Under backlog batches fill at once whatever
+    # this is; at half load 10 ms gave p50 ~130 ms / p99 ~450 ms against
+    # ~215 / ~800 ms at 50 ms (the wait is paid by every event).
+    linger_ms: int = Field(default=10, ge=0, le=60_000)
 
     # Event limits
     max_content_bytes: int = Field(default=32 * 1024, ge=1)

@@ -359,3 +359,19 @@ def test_to_json_round_trips_minimal_delete() -> None:
     original = new_event("memory.delete", "acme", memory_id="m-1", event_id="ev-del")
     assert event(original.to_json()) == original
     assert "content" not in json.loads(original.to_json())
+
+
+def test_json_the_fast_parser_refuses_is_read_as_before() -> None:
+    # orjson refuses integers past 64 bits; the standard library reads them, and so
+    # does parse_event (metadata is free-form).
+    ev = event(raw(metadata={"big": 2**70}))
+    assert ev.metadata == {"big": 2**70}
+
+
+def test_error_wording_is_the_standard_librarys() -> None:
+    rej = rejection(b'{"type": "memory.add",')
+    assert rej.reason == "invalid_json"
+    assert (
+        rej.detail
+        == "value is not JSON: Expecting property name enclosed in double quotes at char 22"
+    )
