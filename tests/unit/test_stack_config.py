@@ -35,6 +35,11 @@ def test_weaviate_env_uses_settings_ports(tmp_path: Path) -> None:
     assert env["GRPC_PORT"] == "6000"
     assert env["DEFAULT_VECTORIZER_MODULE"] == "none"
     assert env["PERSISTENCE_DATA_PATH"] == str(tmp_path / "weaviate" / "data")
+    # per-tenant-shard metrics made every scrape cost Weaviate a large share of a core
+    assert env["PROMETHEUS_MONITORING_GROUP"] == "true"
+    assert (
+        _compose()["services"]["weaviate"]["environment"]["PROMETHEUS_MONITORING_GROUP"] == "true"
+    )
 
 
 def test_prometheus_local_config_points_at_loopback(tmp_path: Path) -> None:
