@@ -515,22 +515,39 @@ class FakeLlm:
             raise
         return self
 
+    def stop(self) -> None:
+        """Stop the server: from now on nothing listens on its port."""
+        if self.proc is not None:
+            _stop(self.proc)
+            self.proc = None
+
     def __exit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self.proc is not None:
-            _stop(self.proc)
+        self.stop()
 
 
 def bench_intelligent(base: Settings, config: BenchConfig) -> dict[str, Any]:
     """Intelligent mode (fake LLM) vs fast mode on the same events: publish start until
     every event has its ``memory.enriched`` record, against until every ack. One worker
-    runs both, fast first (one worker start less in a run that must stay short)."""
+    runs both, fast first (one worker start less in a run that must stay short).
+
+    Then the LLM's effect on the fast path: new texts (none cached, so no enrichment
+    can succeed) are drained in fast mode, the fake LLM is stopped, and the same texts
+    are drained once more in intelligent mode. Indexing (acks) with the LLM down
+    against the adjacent fast run shows whether a dead endpoint slows the fast path."""
     if not FAKE_LLM.exists():
         return {"intelligent_vs_fast_ratio": None, "note": "intelligent mode not available"}
     docs = _adds(config, config.intelligent_events, 5, mode="intelligent")
     # the same events in fast mode, under other tenants so that they are new memories too
     fast_docs = [{**d, "mode": "fast", "tenant": f"fast-{d['tenant']}"} for d in docs]
+    cached = {d["content"] for d in docs}
+    down_docs = [
+        d
+        for d in _adds(config, config.intelligent_events, 6, mode="intelligent")
+        if d["content"] not in cached
+    ]
+    down_fast_docs = [{**d, "mode": "fast", "tenant": f"fast-{d['tenant']}"} for d in down_docs]
     with FakeLlm(config.llm_latency_ms, config.workdir / "fake-llm.log") as llm:
         settings = private_settings(base, config.workdir, llm_base_url=llm.base_url)
         with PrivateWorker(settings, config.workdir / "intelligent-worker.log"):
@@ -543,7 +560,16 @@ def bench_intelligent(base: Settings, config: BenchConfig) -> dict[str, Any]:
                 follow="memory.enriched",
                 stall_s=config.intelligent_stall_s,
             )
-        requests = llm.stats().get("requests")
+            requests = llm.stats().get("requests")
+            up = _rate(drain(settings, records_of(down_fast_docs), config), "LLM down baseline")
+            llm.stop()
+            down = _rate(drain(settings, records_of(down_docs), config), "LLM down")
+    down_results = {
+        "llm_down_index_events_per_s": down,
+        "llm_down_fast_events_per_s": up,
+        "llm_down_vs_fast_ratio": down / up,
+        "llm_down_events": len(down_docs),
+    }
     if not result.complete or not result.drain_seconds:
         return {
             "intelligent_vs_fast_ratio": None,
@@ -551,6 +577,7 @@ def bench_intelligent(base: Settings, config: BenchConfig) -> dict[str, Any]:
             "intelligent_enriched": result.acked,
             "intelligent_events": len(docs),
             "llm_requests": requests,
+            **down_results,
             "note": (
                 "intelligent mode not available: "
                 f"{result.acked} of {len(docs)} events enriched, none for "
@@ -565,6 +592,7 @@ def bench_intelligent(base: Settings, config: BenchConfig) -> dict[str, Any]:
         "intelligent_events": len(docs),
         "llm_latency_ms": config.llm_latency_ms,
         "llm_requests": requests,
+        **down_results,
     }
 
 
@@ -677,6 +705,14 @@ def render_markdown(doc: dict[str, Any]) -> str:
             f"({num('intelligent_events', '', 0)} events)",
             num("intelligent_fast_events_per_s", " ev/s"),
             num("intelligent_vs_fast_ratio", "", 3),
+            notes.get("intelligent", ""),
+        ],
+        [
+            "indexing with the LLM down vs fast",
+            f"{num('llm_down_index_events_per_s', ' ev/s')} "
+            f"({num('llm_down_events', '', 0)} events)",
+            num("llm_down_fast_events_per_s", " ev/s"),
+            num("llm_down_vs_fast_ratio", "", 3),
             notes.get("intelligent", ""),
         ],
     ]

@@ -70,13 +70,36 @@ def test_markdown_table_shows_every_benchmark_and_notes() -> None:
     text = bench.render_markdown(full_results())
     lines = text.strip().splitlines()
     assert lines[0] == "| benchmark | measured | baseline | result | note |"
-    assert len(lines) == 2 + 5
+    assert len(lines) == 2 + 6
     assert (
         "| fast drain vs fastembed alone | 92.3 ev/s (20,000 events) | 144.6 texts/s | 0.640 |"
         in text
     )
     assert "p99 450 ms" in text
     assert "| intelligent (fake LLM) vs fast | - (- events) | - | - | intelligent mode not" in text
+    assert (
+        "| indexing with the LLM down vs fast | - (- events) | - | - | intelligent mode not" in text
+    )
+
+
+def test_markdown_shows_indexing_with_the_llm_down() -> None:
+    doc = full_results()
+    doc.update(
+        intelligent_vs_fast_ratio=0.6,
+        intelligent_events=5000,
+        intelligent_events_per_s=90.0,
+        intelligent_fast_events_per_s=150.0,
+        llm_down_index_events_per_s=141.0,
+        llm_down_fast_events_per_s=150.0,
+        llm_down_events=4361,
+        llm_down_vs_fast_ratio=0.94,
+        notes={},
+    )
+    text = bench.render_markdown(doc)
+    assert (
+        "| indexing with the LLM down vs fast | 141.0 ev/s (4,361 events) | 150.0 ev/s | 0.940 |"
+        in text
+    )
 
 
 def test_a_failing_benchmark_is_noted_and_the_others_run() -> None:
