@@ -154,6 +154,7 @@ class EnrichStage(Generic[H]):
                 log.exception("enrich batch of %d failed (attempt %d)", len(batch), attempt + 1)
                 await asyncio.sleep(self.config.backoff.delay(attempt, self._rng))
         detail = "enrichment failed repeatedly"
+        failures = {"enrich": f"internal_error: {detail}"}
         dead: list[tuple[str, OutRecord]] = []
         outcomes: list[OutRecord] = []
         now_ms = int(self.now().timestamp() * 1000)
@@ -164,13 +165,9 @@ class EnrichStage(Generic[H]):
                 req = None
             dead.append(("internal_error", self._dead(incoming, "internal_error", detail, req)))
             if req is not None:
-                failures = {"enrich": f"internal_error: {detail}"}
                 outcomes.append(enriched_record(req, "failed", None, None, None, failures, now_ms))
-        await self._send_dead(dead)
         self.metrics.enrichments.labels("failed").inc(len(batch))
-        await self._retry(
-            "enriched_append", lambda: self.sink.send_all(self.config.enriched_topic, outcomes)
-        )
+        await self._publish(dead, outcomes)
 
     async def process(self, batch: Sequence[Incoming[H]]) -> None:
         dead: list[tuple[str, OutRecord]] = []
@@ -242,12 +239,15 @@ class EnrichStage(Generic[H]):
                 reason = next(iter(p.failures.values())).split(":", 1)[0]
                 detail = "; ".join(f"{k}: {v}" for k, v in sorted(p.failures.items()))
                 dead.append((reason, self._dead(p.incoming, reason, detail, p.req)))
-        # The dead letters first: an outcome of "failed" or "partial" vouches that
-        # its dead letter is already on the broker (requeue-enrich finds it there).
+        await self._publish(dead, acks)
+
+    async def _publish(self, dead: list[tuple[str, OutRecord]], outcomes: list[OutRecord]) -> None:
+        """The dead letters first: an outcome of "failed" or "partial" vouches that its
+        dead letter is already on the broker (requeue-enrich finds it there)."""
         if dead:
             await self._send_dead(dead)
         await self._retry(
-            "enriched_append", lambda: self.sink.send_all(self.config.enriched_topic, acks)
+            "enriched_append", lambda: self.sink.send_all(self.config.enriched_topic, outcomes)
         )
 
     def _ack(self, req: EnrichRequest, outcome: str) -> OutRecord:

@@ -226,9 +226,7 @@ class IndexStage(Generic[H]):
                     parsed.tenant,
                 )
             )
-        await self._send_dead(dead)
-        acks = rejected_acks(dead, self.now())
-        await self._retry("ack_append", lambda: self.sink.send_all(self.config.indexed_topic, acks))
+        await self._publish([], [], dead, rejected_acks(dead, self.now()))
         return BatchReport(received=len(batch), dead_lettered=len(dead))
 
     async def process(self, batch: Sequence[Incoming[H]]) -> BatchReport:
@@ -305,17 +303,7 @@ class IndexStage(Generic[H]):
         acks += rejected_acks(dead, searchable_at)
         enrich = self._enrich_requests(plan, failed, searchable_at)
         started = time.perf_counter()
-        # An ack vouches for what is already durable: the history entry, the
-        # enrichment request, the dead letter of a rejected event. So it is sent
-        # only after those are on the broker; a reader that sees the ack can find them.
-        await asyncio.gather(
-            self._retry(
-                "history_append", lambda: self.sink.send_all(self.config.history_topic, history)
-            ),
-            self._send_enrich(enrich),
-            self._send_dead(dead),
-        )
-        await self._retry("ack_append", lambda: self.sink.send_all(self.config.indexed_topic, acks))
+        await self._publish(history, enrich, dead, acks)
         self.metrics.stage_seconds.labels("history_append").observe(time.perf_counter() - started)
 
         last: dict[str, Applied] = {a.key: a for a in applied}
@@ -354,6 +342,29 @@ class IndexStage(Generic[H]):
             for a in plan.final_changes()
             if a.kind == Kind.UPSERT and a.event.mode == Mode.INTELLIGENT and a.key not in failed
         ]
+
+    async def _publish(
+        self,
+        history: list[OutRecord],
+        enrich: list[OutRecord],
+        dead: Sequence[DeadLetter],
+        acks: list[OutRecord],
+    ) -> None:
+        """Write a batch's records. An ack vouches for what is already durable: the
+        history entry, the enrichment request, the dead letter of a rejected event. So
+        acks go out only after those are on the broker; a reader that sees an ack can
+        find them."""
+        await asyncio.gather(
+            self._send_history(history),
+            self._send_enrich(enrich),
+            self._send_dead(dead),
+        )
+        await self._retry("ack_append", lambda: self.sink.send_all(self.config.indexed_topic, acks))
+
+    async def _send_history(self, records: list[OutRecord]) -> None:
+        if records:
+            topic = self.config.history_topic
+            await self._retry("history_append", lambda: self.sink.send_all(topic, records))
 
     async def _send_enrich(self, records: list[OutRecord]) -> None:
         topic = self.config.enrich_topic

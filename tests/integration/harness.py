@@ -21,6 +21,7 @@ import weaviate
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from loadgen.bench import free_port as free_port  # re-exported for the tests
+from loadgen.bench import settings_env as settings_env
 from streams.settings import Settings
 from streams.topics import Topics, partitions_of
 
@@ -44,11 +45,6 @@ def isolated_settings(base: Settings, work_dir: Path, **overrides: Any) -> Setti
     }
     values.update(overrides)
     return Settings(**values)
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment of a child process that builds exactly these settings."""
-    return settings.child_env(os.environ)
 
 
 @dataclass
