@@ -124,5 +124,81 @@ def new_event(
     return MemoryEvent.model_validate(fields)
 
 
+_COMPACT = (",", ":")
+_SAFE_DEPTH = 200  # json_safe cuts nesting here, well inside the recursion limit
+
+
 def dumps_compact(obj: object) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    """Compact JSON as UTF-8, non-ASCII text as is (not escaped); never raises.
+
+    A lone surrogate, which UTF-8 cannot encode, is written as its ``\\udXXX`` escape
+    (as ``ensure_ascii=True`` would write it; the rest stays compact): still valid JSON,
+    the escape kept. What ``json.dumps`` refuses (an int past the int-to-string digit
+    limit, nesting past the recursion limit, a cycle, a key of another type, a
+    ``__str__`` that raises) is first made serializable by :func:`_json_safe`."""
+    try:
+        text = json.dumps(obj, separators=_COMPACT, ensure_ascii=False, default=str)
+    except Exception:  # noqa: BLE001 - the fallback below takes anything
+        try:
+            text = json.dumps(_json_safe(obj), separators=_COMPACT, ensure_ascii=False)
+        except Exception:  # noqa: BLE001 - cannot happen for json_safe's output; be sure
+            text = json.dumps(f"<unserializable {type(obj).__name__}>")
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # Raw surrogates only occur inside JSON strings: their escape is valid JSON there.
+        return text.encode("utf-8", "backslashreplace")
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - a broken __str__
+        return f"<unprintable {type(value).__name__}>"
+
+
+def _safe_scalar(value: object) -> object:
+    """A leaf as ``json.dumps`` takes it (what ``default=str`` would have done)."""
+    if value is None or isinstance(value, str | bool | float):
+        return value
+    if isinstance(value, int):
+        try:
+            str(value)
+        except ValueError:  # past the int-to-string digit limit: hex has none
+            return hex(value)
+        return int(value)
+    return _safe_str(value)
+
+
+def _safe_key(key: object) -> object:
+    if key is None or isinstance(key, str | bool | float | int):
+        return _safe_scalar(key)
+    return _safe_str(key)
+
+
+def _json_safe(obj: object) -> object:
+    """A copy of ``obj`` that ``json.dumps`` always takes, built without recursion: a
+    cycle and nesting past :data:`_SAFE_DEPTH` become marker strings."""
+    out: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any, int]] = [(obj, out, 0, 0)]
+    path: set[int] = set()  # ids of the containers being copied (to see cycles)
+    while stack:
+        value, into, key, depth = stack.pop()
+        if into is None:  # every child of container ``value`` is done
+            path.discard(value)
+        elif not isinstance(value, dict | list | tuple):
+            into[key] = _safe_scalar(value)
+        elif id(value) in path or depth >= _SAFE_DEPTH:
+            into[key] = "<cycle>" if id(value) in path else "<nested too deep>"
+        else:
+            path.add(id(value))
+            stack.append((id(value), None, None, 0))
+            if isinstance(value, dict):
+                pairs = [(_safe_key(k), v) for k, v in value.items()]
+                copy: Any = dict.fromkeys(k for k, _ in pairs)
+                stack += [(v, copy, k, depth + 1) for k, v in pairs]
+            else:
+                copy = [None] * len(value)
+                stack += [(v, copy, i, depth + 1) for i, v in enumerate(value)]
+            into[key] = copy
+    return out[0]

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from processors.events import SCHEMA_V1, EventType, MemoryEvent, Mode, new_event
-from processors.validation import Limits, Rejection, parse_event
+from processors.reasons import Reason
+from processors.validation import (
+    MAX_DETAIL_CHARS,
+    Limits,
+    Rejection,
+    check_key,
+    parse_event,
+)
 
 LIMITS = Limits(vector_dim=4)
 DROP = object()  # marks a field to leave out of the document
@@ -108,8 +115,9 @@ def test_valid_delete_and_erase_need_no_content(type_: str, expected: EventType)
 # -- rejections before the document is parsed ---------------------------------------
 
 
-def test_empty_value() -> None:
-    rej = rejection(None)
+@pytest.mark.parametrize("value", [None, b""])
+def test_empty_value(value: bytes | None) -> None:
+    rej = rejection(value)
     assert rej.reason == "empty_value"
     assert rej.event_id is None
     assert rej.tenant is None
@@ -189,7 +197,7 @@ def test_invalid_tenant(tenant: object) -> None:
     rej = rejection(raw(tenant=tenant))
     assert rej.reason == "invalid_tenant"
     assert rej.event_id == "ev-1"
-    assert rej.tenant == (tenant if isinstance(tenant, str) else None)
+    assert rej.tenant is None  # only a valid tenant name goes into records
 
 
 def test_content_limit_comes_from_limits() -> None:
@@ -239,7 +247,7 @@ def test_metadata_limit_comes_from_limits() -> None:
 def test_invalid_field(field: str, value: object) -> None:
     rej = rejection(raw(**{field: value}))
     assert rej.reason == "invalid_field"
-    assert rej.event_id == (value if field == "event_id" else "ev-1")
+    assert rej.event_id == (None if field == "event_id" else "ev-1")  # 129 chars: not carried
     assert rej.tenant == "acme"
 
 
@@ -361,11 +369,19 @@ def test_to_json_round_trips_minimal_delete() -> None:
     assert "content" not in json.loads(original.to_json())
 
 
-def test_json_the_fast_parser_refuses_is_read_as_before() -> None:
-    # orjson refuses integers past 64 bits; the standard library reads them, and so
-    # does parse_event (metadata is free-form).
-    ev = event(raw(metadata={"big": 2**70}))
-    assert ev.metadata == {"big": 2**70}
+@pytest.mark.parametrize("number", [2**64 - 1, -(2**63), 2**63, 10**18, -1])
+def test_integers_in_the_64_bit_ranges_are_kept_exactly(number: int) -> None:
+    ev = event(raw(metadata={"n": number, "nested": [{"n": number}]}))
+    assert ev.metadata == {"n": number, "nested": [{"n": number}]}
+    assert type(ev.metadata["n"]) is int
+
+
+def test_large_floats_are_still_floats() -> None:
+    # orjson reads an integer past 64 bits as a float: a float this large sends the
+    # document to the standard library, which keeps a float literal a float.
+    ev = event(raw(metadata={"f": 1e20, "g": -9.3e18, "h": 1.5e300}))
+    assert ev.metadata == {"f": 1e20, "g": -9.3e18, "h": 1.5e300}
+    assert all(type(v) is float for v in ev.metadata.values())
 
 
 def test_error_wording_is_the_standard_librarys() -> None:
@@ -375,3 +391,215 @@ def test_error_wording_is_the_standard_librarys() -> None:
         rej.detail
         == "value is not JSON: Expecting property name enclosed in double quotes at char 22"
     )
+
+
+# -- inputs that used to escape as exceptions ----------------------------------------
+# Each has its own reason; none may reach the last guard (reason "unparseable").
+
+
+def with_text(field_json: str, **overrides: Any) -> bytes:
+    """An event whose text carries ``field_json`` (raw JSON) as the ``content`` slot."""
+    text = json.dumps(doc(content="PLACEHOLDER", **overrides))
+    return text.replace('"PLACEHOLDER"', field_json).encode()
+
+
+LONE = '"bad \\ud800 text"'  # valid JSON, valid UTF-8 bytes; no UTF-8 form as a string
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        (with_text(LONE), "content"),
+        (raw(metadata={"k": "PH"}).replace(b'"PH"', LONE.encode()), "metadata.k"),
+        (raw(metadata={"PH": 1}).replace(b'"PH"', LONE.encode()), "metadata.bad \\ud800 text"),
+        (
+            raw(metadata={"a": [1, {"b": ["x", "PH"]}]}).replace(b'"PH"', LONE.encode()),
+            "metadata.a[1].b[1]",
+        ),
+        (raw(metadata={"PH": [{}]}).replace(b'"PH"', b'"\\ud800"'), "metadata.\\ud800"),
+        (raw(event_id="PH").replace(b'"PH"', LONE.encode()), "event_id"),
+        (raw(tenant="PH").replace(b'"PH"', LONE.encode()), "tenant"),
+        (raw(occurred_at="PH").replace(b'"PH"', b'"\\udc00"'), "occurred_at"),
+    ],
+)
+def test_lone_surrogate_is_invalid_unicode(data: bytes, where: str) -> None:
+    rej = rejection(data)
+    assert rej.reason == "invalid_unicode"
+    assert rej.detail == f"lone surrogate in a string at {where}"
+    rej.detail.encode()  # the detail itself is safe to write
+    assert rej.event_id in {"ev-1", None}
+    assert rej.event_id is None or where != "event_id"
+    assert rej.tenant == (None if where == "tenant" else "acme")
+
+
+def test_surrogate_pair_escape_is_a_character() -> None:
+    ev = event(with_text('"tea \\ud83c\\udf75"'))
+    assert ev.content == "tea \U0001f375"
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "1" * 5000,  # past Python's int-to-string digit limit
+        str(2**64),
+        str(-(2**63) - 1),
+        str(2**70),
+        "-" + "9" * 30,
+    ],
+)
+def test_integer_outside_64_bits_is_number_out_of_range(number: str) -> None:
+    for data in (
+        raw(metadata={"n": 0}).replace(b'"n": 0', f'"n": {number}'.encode()),
+        raw(metadata={"a": [{"n": 0}]}).replace(b'"n": 0', f'"n": {number}'.encode()),
+        with_text(number),
+    ):
+        rej = rejection(data)
+        assert rej.reason == "number_out_of_range", data[:80]
+        assert "outside the 64-bit range" in rej.detail
+        assert len(rej.detail) < 200
+
+
+def test_huge_integer_in_vector_is_number_out_of_range() -> None:
+    # float() of a 400-digit integer overflows; it never gets that far.
+    data = raw(vector=[0.0, 0.0, 0.0, 0.0]).replace(b"[0.0, 0.0", b"[0.0, " + b"7" * 400)
+    assert rejection(data).reason == "number_out_of_range"
+
+
+def nested(depth: int, inner: str = "1") -> str:
+    """``depth`` levels of nesting, alternating arrays and objects."""
+    opening = "".join('{"k":' if i % 2 else "[" for i in range(depth))
+    closing = "".join("}" if i % 2 else "]" for i in reversed(range(depth)))
+    return opening + inner + closing
+
+
+@pytest.mark.parametrize("depth", [5000, 1100, 500, 32])
+def test_deep_nesting_is_too_deep(depth: int) -> None:
+    # the event is level 1 and metadata level 2: 32 more levels inside pass the limit
+    data = raw(metadata={"m": 0}).replace(b'"m": 0', f'"m": {nested(depth)}'.encode())
+    rej = rejection(data)
+    assert rej.reason == "too_deep"
+    assert "32" in rej.detail
+
+
+def test_deep_document_is_too_deep() -> None:
+    assert rejection(nested(5000).encode()).reason == "too_deep"
+    assert rejection(("[" * 5000 + "]" * 5000).encode()).reason == "too_deep"
+
+
+def test_depth_at_the_limit_is_accepted() -> None:
+    data = raw(metadata={"m": 0}).replace(b'"m": 0', f'"m": {nested(30)}'.encode())
+    assert isinstance(parse_event(data, LIMITS), MemoryEvent)  # 2 + 30 = 32 levels
+
+
+def test_max_depth_comes_from_limits() -> None:
+    data = raw(metadata={"m": {"n": {"o": 1}}})  # 4 levels
+    assert isinstance(parse_event(data, Limits(vector_dim=4, max_depth=4)), MemoryEvent)
+    rej = rejection(data, Limits(vector_dim=4, max_depth=3))
+    assert rej.reason == "too_deep"
+    assert rej.detail == "nested deeper than 3 levels at metadata.m.n"
+    assert rej.event_id == "ev-1"
+    assert rej.tenant == "acme"
+
+
+def test_brackets_inside_strings_are_not_nesting() -> None:
+    ev = event(raw(content="[[[[{{{{" * 100, metadata={"k": "]]]}}}" * 100}))
+    assert ev.content is not None
+    assert ev.content.startswith("[[[[")
+
+
+def test_byte_order_mark_is_invalid_json() -> None:
+    rej = rejection(b"\xef\xbb\xbf" + raw())
+    assert rej.reason == "invalid_json"
+    assert "byte order mark" in rej.detail
+
+
+def test_event_too_large_is_checked_first() -> None:
+    big = b"\xff" + b"x" * (3 * 512 * 1024)  # 1.5 MiB, and not even UTF-8
+    rej = rejection(big)
+    assert rej.reason == "event_too_large"
+    assert rej.detail == f"value is {len(big)} bytes, limit {256 * 1024}"
+
+
+def test_event_size_limit_comes_from_limits() -> None:
+    data = raw()
+    assert isinstance(
+        parse_event(data, Limits(vector_dim=4, max_event_bytes=len(data))), MemoryEvent
+    )
+    rej = rejection(data, Limits(vector_dim=4, max_event_bytes=len(data) - 1))
+    assert rej.reason == "event_too_large"
+
+
+def test_unexpected_error_becomes_unparseable(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*_: object) -> None:
+        raise RuntimeError("boom " + "x" * 1000)
+
+    monkeypatch.setattr("processors.validation._validate", boom)
+    rej = rejection(raw())
+    assert rej.reason == "unparseable"
+    assert rej.detail.startswith("RuntimeError: boom xxx")
+    assert len(rej.detail) < 300
+
+
+# -- what a rejection carries -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event_id", "kept"),
+    [("ev-1", True), ("é" * 128, True), ("e" * 129, False), ("", False), ("a\ud800", False)],
+)
+def test_rejection_keeps_only_a_safe_event_id(event_id: str, kept: bool) -> None:
+    assert Rejection("r", "d", event_id=event_id).event_id == (event_id if kept else None)
+
+
+@pytest.mark.parametrize(
+    ("tenant", "kept"), [("acme", True), ("a/b", False), ("x" * 65, False), ("\ud800", False)]
+)
+def test_rejection_keeps_only_a_valid_tenant(tenant: str, kept: bool) -> None:
+    assert Rejection("r", "d", tenant=tenant).tenant == (tenant if kept else None)
+
+
+def test_rejection_detail_is_bounded_and_encodable() -> None:
+    rej = Rejection("r", "bad \ud800" + "x" * 5000)
+    rej.detail.encode()
+    assert rej.detail.startswith("bad \\ud800xx")
+    assert len(rej.detail) < MAX_DETAIL_CHARS + 50
+
+
+# -- check_key -------------------------------------------------------------------------
+
+
+def test_key_equal_to_tenant_passes() -> None:
+    assert check_key(b"acme", event(raw())) is None
+
+
+@pytest.mark.parametrize("key", [None, b""])
+def test_missing_key(key: bytes | None) -> None:
+    rej = check_key(key, event(raw()))
+    assert rej is not None
+    assert rej.reason == "missing_key"
+    assert rej.event_id == "ev-1"
+    assert rej.tenant == "acme"
+
+
+@pytest.mark.parametrize("key", [b"globex", b"acme ", b"ACME", b"\xff\xfe", b"k" * 100_000])
+def test_key_mismatch(key: bytes) -> None:
+    rej = check_key(key, event(raw()))
+    assert rej is not None
+    assert rej.reason == "key_mismatch"
+    assert repr(key[:40]) in rej.detail
+    assert "'acme'" in rej.detail
+    assert len(rej.detail) < 200
+    assert rej.event_id == "ev-1"
+    assert rej.tenant == "acme"
+
+
+# -- reason codes ----------------------------------------------------------------------
+
+
+def test_reasons_are_their_strings() -> None:
+    code: str = Reason.INVALID_JSON  # what Rejection.reason holds
+    assert code == "invalid_json"
+    assert f"{code}" == "invalid_json"
+    assert len({r.value for r in Reason}) == len(Reason)
+    assert all(r.value == r.name.lower() for r in Reason)
+    assert isinstance(rejection(b"{").reason, Reason)
