@@ -1,41 +1,57 @@
-"""Publishing memory events to ``memory.events`` (the write half of the SDK)."""
+"""Publishing memory events to ``memory.events`` (the write half of the SDK).
+
+:class:`EventPublisher` sends through a :class:`processors.kafka_sink.ResilientProducer`,
+so it keeps publishing after a broker restart. ``durable_producer`` is re-exported from
+:mod:`processors.kafka_sink` for the worker, requeue and loadgen.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
-from aiokafka import AIOKafkaProducer
-
 from processors.events import MemoryEvent
+from processors.kafka_sink import ResilientProducer, durable_producer
 from streams.settings import Settings
 from streams.topics import Topics
 
-
-def durable_producer(bootstrap: str) -> AIOKafkaProducer:
-    """An idempotent producer that waits for all in-sync replicas (acks=all)."""
-    return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        max_batch_size=512 * 1024,
-    )
+__all__ = ["EventPublisher", "durable_producer"]
 
 
 class EventPublisher:
-    """An idempotent producer (acks=all) keyed by tenant, so a tenant's events keep order."""
+    """An idempotent producer (acks=all) keyed by tenant, so a tenant's events keep order.
 
-    def __init__(self, settings: Settings) -> None:
+    A publish returns once the broker acknowledged every event. While the broker is away
+    it waits, at most ``delivery_timeout_s``, then raises a retriable error
+    (``KafkaTimeoutError``, or aiokafka's connection errors when no producer can be
+    made; ``processors.errors.is_retriable`` is true for all of them); an event the broker
+    refuses for good raises ``processors.errors.PermanentError``. An event whose publish
+    timed out may still be written later: publish it again (same ``event_id``) to be sure,
+    the worker ignores the repeat.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        delivery_timeout_s: float = 15.0,
+        on_recreate: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self.topic = Topics.from_settings(settings).events
-        self._producer = durable_producer(settings.kafka_bootstrap_servers)
+        bootstrap = settings.kafka_bootstrap_servers
+        request_timeout_ms = max(1000, int(delivery_timeout_s * 1000))
+        self.producer = ResilientProducer(
+            lambda: durable_producer(bootstrap, request_timeout_ms=request_timeout_ms),
+            delivery_timeout_s=delivery_timeout_s,
+            stop_timeout_s=delivery_timeout_s,
+            on_recreate=on_recreate,
+        )
 
     async def start(self) -> None:
-        await self._producer.start()
+        await self.producer.start()
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        await self.producer.stop()
 
     async def __aenter__(self) -> EventPublisher:
         await self.start()
@@ -56,9 +72,8 @@ class EventPublisher:
 
     async def publish_many_raw(self, records: Sequence[tuple[bytes | None, bytes | None]]) -> None:
         """Send all, then wait until the broker acknowledged every one."""
-        futures = [await self._producer.send(self.topic, value, key=key) for key, value in records]
-        await asyncio.gather(*futures)
+        await self.producer.send_all(self.topic, records)
 
     async def publish_raw(self, key: bytes | None, value: bytes | None) -> None:
         """Bytes as they are (tests and replay use it to send malformed events too)."""
-        await (await self._producer.send(self.topic, value, key=key))
+        await self.producer.send_all(self.topic, [(key, value)])
