@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import ValidationError
 
+from processors.batch_guard import BatchGuard, BatchReport, error_detail
 from processors.enrich_processor import Failure, Result
 from processors.enrichment import (
     Candidate,
@@ -34,18 +34,20 @@ from processors.enrichment import (
     local_decision,
     plan_decisions,
 )
-from processors.index_stage import Incoming, RecordSink
+from processors.health import Health
+from processors.index_stage import SMALL_DEAD_LETTER_BYTES, Incoming, RecordSink
 from processors.llm_prompts import PromptKind
 from processors.metrics import Metrics
+from processors.reasons import Reason
 from processors.records import OutRecord, dead_letter_record
-from processors.retry import Backoff, retry_forever
+from processors.retry import Backoff, Sleep
+from processors.stage_retry import StageRetry
 from processors.weaviate_enrich import StoredMemory, gather_bounded
 from processors.weaviate_store import object_uuid
 
 log = logging.getLogger(__name__)
 
 H = TypeVar("H")
-T = TypeVar("T")
 
 
 class EnrichStore(Protocol):
@@ -73,6 +75,7 @@ class EnrichConfig:
     max_distance: float = 0.7
     weaviate_concurrency: int = 16
     backoff: Backoff = field(default_factory=Backoff)
+    batch_attempts: int = 3
 
 
 @dataclass
@@ -104,20 +107,32 @@ class EnrichStage(Generic[H]):
         metrics: Metrics,
         write_lock: asyncio.Lock,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        health: Health | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.config, self.store, self.processors = config, store, processors
         self.sink, self.metrics, self.write_lock, self.now = sink, metrics, write_lock, now
-        self._rng = random.Random()
-
-    async def _retry(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
-        def on_retry(op: str, attempt: int, exc: BaseException) -> None:
-            self.metrics.retries.labels(op).inc()
-
-        return await retry_forever(operation, call, backoff=self.config.backoff, on_retry=on_retry)
+        self.health = health or Health()
+        self._retry = StageRetry(metrics, self.health, config.backoff, sleep)
+        self.guard: BatchGuard[Incoming[H]] = BatchGuard(
+            "enrich",
+            self.process,
+            self._quarantine,
+            lambda size: self.metrics.batches_isolated.labels("enrich").inc(),
+            attempts=config.batch_attempts,
+            backoff=config.backoff,
+            sleep=sleep,
+        )
 
     def _dead(
-        self, incoming: Incoming[H], reason: str, detail: str, req: EnrichRequest | None
+        self,
+        incoming: Incoming[H],
+        reason: str,
+        detail: str,
+        req: EnrichRequest | None,
+        max_bytes: int | None = None,
     ) -> OutRecord:
+        extra = {} if max_bytes is None else {"max_bytes": max_bytes}
         return dead_letter_record(
             "enrich",
             reason,
@@ -128,59 +143,66 @@ class EnrichStage(Generic[H]):
             self.now(),
             req.event_id if req else None,
             req.tenant if req else None,
+            **extra,
         )
 
-    async def _send_dead(self, records: list[tuple[str, OutRecord]]) -> None:
-        await self._retry(
+    async def _send_dead(self, dead: list[tuple[str, OutRecord, OutRecord]]) -> None:
+        """(reason, record, the record cut short) -> memory.deadletter, never given up."""
+        topic = self.config.deadletter_topic
+        await self._retry.must_send(
             "deadletter_append",
-            lambda: self.sink.send_all(self.config.deadletter_topic, [r for _, r in records]),
+            lambda: self.sink.send_all(topic, [r for _, r, _ in dead]),
+            lambda: self.sink.send_all(topic, [s for _, _, s in dead]),
         )
-        for reason, _ in records:
+        for reason, _, _ in dead:
             self.metrics.deadletters.labels("enrich", reason).inc()
             self.metrics.events_failed.labels("enrich", reason).inc()
 
-    async def process_safely(self, batch: Sequence[Incoming[H]], attempts: int = 3) -> None:
-        """``process`` that never raises: after repeated unexpected errors the batch is
-        dead-lettered (stage ``enrich``, reason ``internal_error``); the memories stay."""
+    def _dead_pair(
+        self, incoming: Incoming[H], reason: str, detail: str, req: EnrichRequest | None
+    ) -> tuple[str, OutRecord, OutRecord]:
+        return (
+            reason,
+            self._dead(incoming, reason, detail, req),
+            self._dead(incoming, reason, detail, req, SMALL_DEAD_LETTER_BYTES),
+        )
+
+    async def process_safely(self, batch: Sequence[Incoming[H]]) -> BatchReport:
+        """``process`` that never raises: a batch that fails as a whole is retried, then
+        bisected; a request that fails alone is dead-lettered (stage ``enrich``, reason
+        ``internal_error``) with a ``failed`` outcome. The memories stay searchable."""
         self.metrics.batch_size.labels("enrich").observe(len(batch))
         self.metrics.events_in.labels("enrich").inc(len(batch))
-        for attempt in range(attempts):
-            try:
-                await self.process(batch)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("enrich batch of %d failed (attempt %d)", len(batch), attempt + 1)
-                await asyncio.sleep(self.config.backoff.delay(attempt, self._rng))
-        detail = "enrichment failed repeatedly"
-        failures = {"enrich": f"internal_error: {detail}"}
-        dead: list[tuple[str, OutRecord]] = []
-        outcomes: list[OutRecord] = []
-        now_ms = int(self.now().timestamp() * 1000)
-        for incoming in batch:
-            try:
-                req: EnrichRequest | None = EnrichRequest.model_validate_json(incoming.value or b"")
-            except ValidationError:
-                req = None
-            dead.append(("internal_error", self._dead(incoming, "internal_error", detail, req)))
-            if req is not None:
-                outcomes.append(enriched_record(req, "failed", None, None, None, failures, now_ms))
-        self.metrics.enrichments.labels("failed").inc(len(batch))
-        await self._publish(dead, outcomes)
+        self.health.batch_started("enrich")
+        try:
+            return await self.guard.run(batch)
+        finally:
+            self.health.batch_done("enrich")
 
-    async def process(self, batch: Sequence[Incoming[H]]) -> None:
-        dead: list[tuple[str, OutRecord]] = []
+    async def _quarantine(self, incoming: Incoming[H], exc: Exception) -> BatchReport:
+        detail = error_detail(exc)
+        req = _parse_request(incoming.value)
+        outcomes = []
+        if req is not None:
+            failures = {"enrich": f"{Reason.INTERNAL_ERROR}: {detail}"}
+            now_ms = int(self.now().timestamp() * 1000)
+            outcomes.append(enriched_record(req, "failed", None, None, None, failures, now_ms))
+        self.metrics.enrichments.labels("failed").inc()
+        dead = self._dead_pair(incoming, Reason.INTERNAL_ERROR, detail, req)
+        await self._publish([dead], outcomes)
+        return BatchReport(received=1, dead_lettered=1)
+
+    async def process(self, batch: Sequence[Incoming[H]]) -> BatchReport:
+        if not batch:
+            return BatchReport()
+        dead: list[tuple[str, OutRecord, OutRecord]] = []
         acks: list[OutRecord] = []
         latest: dict[str, tuple[Incoming[H], EnrichRequest]] = {}
         for incoming in batch:
-            try:
-                req = EnrichRequest.model_validate_json(incoming.value or b"")
-            except ValidationError as exc:
-                detail = str(exc.errors()[0]["msg"]) if exc.errors() else str(exc)
-                dead.append(
-                    ("invalid_request", self._dead(incoming, "invalid_request", detail, None))
-                )
+            req = _parse_request(incoming.value)
+            if req is None:
+                detail = _request_problem(incoming.value)
+                dead.append(self._dead_pair(incoming, Reason.INVALID_REQUEST, detail, None))
                 continue
             key = f"{req.tenant}/{req.memory_id}"
             older = latest.get(key)
@@ -238,17 +260,20 @@ class EnrichStage(Generic[H]):
             if p.failures:
                 reason = next(iter(p.failures.values())).split(":", 1)[0]
                 detail = "; ".join(f"{k}: {v}" for k, v in sorted(p.failures.items()))
-                dead.append((reason, self._dead(p.incoming, reason, detail, p.req)))
+                dead.append(self._dead_pair(p.incoming, reason, detail, p.req))
         await self._publish(dead, acks)
+        return BatchReport(len(batch), len(pending), len(batch) - len(pending), len(dead))
 
-    async def _publish(self, dead: list[tuple[str, OutRecord]], outcomes: list[OutRecord]) -> None:
+    async def _publish(
+        self, dead: list[tuple[str, OutRecord, OutRecord]], outcomes: list[OutRecord]
+    ) -> None:
         """The dead letters first: an outcome of "failed" or "partial" vouches that its
         dead letter is already on the broker (requeue-enrich finds it there)."""
         if dead:
             await self._send_dead(dead)
-        await self._retry(
-            "enriched_append", lambda: self.sink.send_all(self.config.enriched_topic, outcomes)
-        )
+        if outcomes:
+            topic = self.config.enriched_topic
+            await self._retry("enriched_append", lambda: self.sink.send_all(topic, outcomes))
 
     def _ack(self, req: EnrichRequest, outcome: str) -> OutRecord:
         self.metrics.enrichments.labels(outcome).inc()
@@ -369,3 +394,22 @@ def _reason(result: Result | None) -> str:
     if isinstance(result, Failure):
         return f"{result.reason}: {result.detail[:200]}"
     return "missing: no result"
+
+
+def _parse_request(raw: bytes | None) -> EnrichRequest | None:
+    """The request, or None for anything unreadable (never raises)."""
+    try:
+        return EnrichRequest.model_validate_json(raw or b"")
+    except Exception:  # noqa: BLE001  # any failure to read it means the same: invalid
+        return None
+
+
+def _request_problem(raw: bytes | None) -> str:
+    try:
+        EnrichRequest.model_validate_json(raw or b"")
+    except ValidationError as exc:
+        errors = exc.errors()
+        return str(errors[0]["msg"])[:300] if errors else str(exc)[:300]
+    except Exception as exc:  # noqa: BLE001
+        return error_detail(exc)
+    return "unreadable request"

@@ -1,27 +1,31 @@
 """The index stage: one micro-batch of raw events to searchable memories.
 
-validate -> plan against state -> embed (worker thread) -> Weaviate upsert/delete
--> history, dead letters and acks (awaited) -> state. Only then does the caller let
-the batch's offsets commit. Transient failures retry here and hold the batch;
-``process`` never raises for one bad event.
+validate (value, then key = tenant) -> plan against state -> embed (worker thread)
+-> Weaviate upsert/delete (object_writes) -> history, enrich requests and dead
+letters, then acks (awaited) -> state. Only then does the caller let the batch's
+offsets commit. Dependencies that fail retry here and hold the batch;
+``process_safely`` never raises and dead-letters exactly the events that fail
+(batch_guard). Depends only on protocols; clock and sleep are injected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from typing import Generic, Protocol, TypeVar
 
+from processors.batch_guard import BatchGuard, BatchReport, error_detail
 from processors.enrichment import EnrichRequest
 from processors.events import MemoryEvent, Mode
+from processors.health import Health
 from processors.metrics import Metrics
+from processors.object_writes import Failed, ObjectWriter, VectorStore, WritePolicy
 from processors.plan import Applied, BatchPlan, Kind, NoOp, plan_batch
+from processors.reasons import Reason
 from processors.records import (
     OutRecord,
     SourceRef,
@@ -29,16 +33,21 @@ from processors.records import (
     dead_letter_record,
     history_records,
 )
-from processors.retry import Backoff, retry_forever
+from processors.retry import Backoff, Sleep
+from processors.stage_retry import StageRetry
 from processors.state import MemoryState, memory_key
-from processors.validation import Limits, Rejection, parse_event
+from processors.validation import Limits, Rejection, check_key, parse_event
 from processors.weaviate_store import DeleteItem, UpsertItem, object_properties, object_uuid
+
+__all__ = ["BatchReport", "Incoming", "IndexConfig", "IndexStage", "RecordSink", "StateStore"]
 
 log = logging.getLogger(__name__)
 
 H = TypeVar("H")
-T = TypeVar("T")
 H_contra = TypeVar("H_contra", contravariant=True)
+
+# A dead letter the broker refused as too large is sent again cut to this size.
+SMALL_DEAD_LETTER_BYTES = 8 * 1024
 
 
 class StateStore(Protocol[H_contra]):
@@ -51,12 +60,6 @@ class StateStore(Protocol[H_contra]):
 
 class RecordSink(Protocol):
     async def send_all(self, topic: str, records: Sequence[OutRecord]) -> None: ...
-
-
-class VectorStore(Protocol):
-    async def upsert(self, items: Sequence[UpsertItem]) -> dict[str, str]: ...
-
-    async def delete(self, items: Sequence[DeleteItem]) -> None: ...
 
 
 class TextEmbedder(Protocol):
@@ -82,8 +85,10 @@ class IndexConfig:
     embed_batch: int = 256
     # memory.enrich: where intelligent-mode memories go once searchable (None: nowhere)
     enrich_topic: str | None = None
-    object_attempts: int = 5
+    writes: WritePolicy = field(default_factory=WritePolicy)
     backoff: Backoff = field(default_factory=Backoff)
+    # tries of a batch that fails as a whole before it is bisected (batch_guard)
+    batch_attempts: int = 3
 
 
 @dataclass(frozen=True)
@@ -95,14 +100,7 @@ class DeadLetter:
     event_id: str | None
     record: OutRecord
     tenant: str | None = None
-
-
-@dataclass
-class BatchReport:
-    received: int = 0
-    applied: int = 0
-    noops: int = 0
-    dead_lettered: int = 0
+    small: OutRecord | None = None  # the same, cut short, if the broker refuses record
 
 
 def rejected_acks(dead: Sequence[DeadLetter], at: datetime) -> list[OutRecord]:
@@ -126,34 +124,38 @@ class IndexStage(Generic[H]):
         metrics: Metrics,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         write_lock: asyncio.Lock | None = None,
+        health: Health | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.config = config
         # Shared with the enrich stage so that its writes never overwrite a newer version.
         self.write_lock = write_lock or asyncio.Lock()
         self.state = state
         self.embedder = embedder
-        self.store = store
         self.sink = sink
         self.metrics = metrics
         self.now = now
-        self._rng = random.Random()
+        self.health = health or Health()
+        self._retry = StageRetry(metrics, self.health, config.backoff, sleep)
+        self.writer = ObjectWriter(
+            store, config.writes, self._retry, sleep, self._count_object_retries
+        )
+        self.guard: BatchGuard[Incoming[H]] = BatchGuard(
+            "index",
+            self.process,
+            self._quarantine,
+            lambda size: self.metrics.batches_isolated.labels("index").inc(),
+            attempts=config.batch_attempts,
+            backoff=config.backoff,
+            sleep=sleep,
+        )
 
     # -- helpers -----------------------------------------------------------------
 
-    async def _retry(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
-        """Retry a whole-call failure until it succeeds, flagging the wait in metrics."""
-        gauge = self.metrics.batches_in_retry.labels(operation)
-
-        def on_retry(op: str, attempt: int, exc: BaseException) -> None:
-            gauge.set(1)
-            self.metrics.retries.labels(op).inc()
-
-        try:
-            return await retry_forever(
-                operation, call, backoff=self.config.backoff, on_retry=on_retry
-            )
-        finally:
-            gauge.set(0)
+    def _count_object_retries(self, objects: int, transient: bool) -> None:
+        self.metrics.retries.labels("weaviate_object").inc(objects)
+        if transient:
+            self.health.set_waiting("weaviate_object", f"{objects} objects refused for now")
 
     def _dead(
         self,
@@ -164,24 +166,43 @@ class IndexStage(Generic[H]):
         event_id: str | None,
         tenant: str | None,
     ) -> DeadLetter:
-        record = dead_letter_record(
+        def record(max_bytes: int | None = None) -> OutRecord:
+            extra = {} if max_bytes is None else {"max_bytes": max_bytes}
+            return dead_letter_record(
+                stage,
+                reason,
+                detail,
+                incoming.source,
+                incoming.key,
+                incoming.value,
+                self.now(),
+                event_id,
+                tenant,
+                **extra,
+            )
+
+        return DeadLetter(
             stage,
             reason,
             detail,
             incoming.source,
-            incoming.key,
-            incoming.value,
-            self.now(),
             event_id,
+            record(),
             tenant,
+            record(SMALL_DEAD_LETTER_BYTES),
         )
-        return DeadLetter(stage, reason, detail, incoming.source, event_id, record, tenant)
 
     async def _send_dead(self, dead: Sequence[DeadLetter]) -> None:
-        """Write dead letters (retrying), then log and count what was written."""
+        """Write dead letters (retrying; never given up), then log and count them."""
+        if not dead:
+            return
+        topic = self.config.deadletter_topic
         records = [d.record for d in dead]
-        await self._retry(
-            "deadletter_append", lambda: self.sink.send_all(self.config.deadletter_topic, records)
+        small = [d.small or d.record for d in dead]
+        await self._retry.must_send(
+            "deadletter_append",
+            lambda: self.sink.send_all(topic, records),
+            lambda: self.sink.send_all(topic, small),
         )
         for d in dead:
             log.info(
@@ -192,65 +213,39 @@ class IndexStage(Generic[H]):
 
     # -- the batch ---------------------------------------------------------------
 
-    async def process_safely(self, batch: Sequence[Incoming[H]], attempts: int = 3) -> BatchReport:
-        """``process`` that never raises: an unexpected error is retried, then the whole
-        batch is dead-lettered (stage ``index``, reason ``internal_error``) so that no
-        event is lost and the loop moves on."""
+    async def process_safely(self, batch: Sequence[Incoming[H]]) -> BatchReport:
+        """``process`` that never raises: a batch that fails as a whole is retried,
+        then bisected until the events that fail alone are found; those are
+        dead-lettered (stage ``index``, reason ``internal_error``) and the rest
+        applied."""
         self.metrics.batch_size.labels("index").observe(len(batch))
         self.metrics.events_in.labels("index").inc(len(batch))
-        for attempt in range(attempts):
-            try:
-                return await self.process(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception(
-                    "batch of %d from %s failed (attempt %d of %d)",
-                    len(batch),
-                    batch[0].source if batch else "?",
-                    attempt + 1,
-                    attempts,
-                )
-                await asyncio.sleep(self.config.backoff.delay(attempt, self._rng))
-        dead = []
-        for incoming in batch:
-            # Best effort: the ids let a waiting writer hear of it (see rejected_acks).
-            parsed = parse_event(incoming.value, self.config.limits)
-            dead.append(
-                self._dead(
-                    incoming,
-                    "index",
-                    "internal_error",
-                    "processing failed repeatedly",
-                    parsed.event_id,
-                    parsed.tenant,
-                )
+        self.health.batch_started("index")
+        try:
+            return await self.guard.run(batch)
+        finally:
+            self.health.batch_done("index")
+
+    async def _quarantine(self, incoming: Incoming[H], exc: Exception) -> BatchReport:
+        """The one event that fails alone: dead-lettered with what it raised."""
+        parsed = parse_event(incoming.value, self.config.limits)  # total: never raises
+        dead = [
+            self._dead(
+                incoming,
+                "index",
+                Reason.INTERNAL_ERROR,
+                error_detail(exc),
+                parsed.event_id,
+                parsed.tenant,
             )
+        ]
         await self._publish([], [], dead, rejected_acks(dead, self.now()))
-        return BatchReport(received=len(batch), dead_lettered=len(dead))
+        return BatchReport(received=1, dead_lettered=1)
 
     async def process(self, batch: Sequence[Incoming[H]]) -> BatchReport:
-        report = BatchReport(received=len(batch))
         if not batch:
-            return report
-        dead: list[DeadLetter] = []
-        valid: list[tuple[int, MemoryEvent]] = []
-        for index, incoming in enumerate(batch):
-            parsed = parse_event(incoming.value, self.config.limits)
-            if isinstance(parsed, Rejection):
-                dead.append(
-                    self._dead(
-                        incoming,
-                        "validate",
-                        parsed.reason,
-                        parsed.detail,
-                        parsed.event_id,
-                        parsed.tenant,
-                    )
-                )
-            else:
-                valid.append((index, parsed))
-
+            return BatchReport()
+        dead, valid = self._validate(batch)
         handles = {memory_key(ev.tenant, ev.resolved_memory_id): batch[i].handle for i, ev in valid}
         plan = plan_batch(valid, lambda key: self.state.get(handles[key], key), self.now())
         for refused in plan.refused:
@@ -270,59 +265,81 @@ class IndexStage(Generic[H]):
         applied = [a for a in plan.applied if a.key not in failed]
         noops = [n for n in plan.noops if n.key not in failed]
         # A no-op judged against a change Weaviate refused depends on it: dead-letter it too.
-        dependent: list[Applied | NoOp] = [*plan.applied, *plan.noops]
-        for change in dependent:
-            if change.key in failed:
+        changes: list[Applied | NoOp] = [*plan.applied, *plan.noops]
+        for change in changes:
+            why = failed.get(change.key)
+            if why is not None:
                 ev = change.event
                 dead.append(
                     self._dead(
                         batch[change.index],
                         "index",
-                        "weaviate_rejected",
-                        failed[change.key],
+                        why.reason,
+                        why.detail,
                         ev.event_id,
                         ev.tenant,
                     )
                 )
         searchable_at = self.now()
         self._observe_latency(batch, applied, searchable_at)
-
-        history = [
-            rec
-            for change in applied
-            for rec in history_records(change, batch[change.index].source.timestamp_ms)
-        ]
-        acks = [
-            self._ack(batch, a.index, a.event, a.after.version, "applied", searchable_at)
-            for a in applied
-        ]
-        acks += [
-            self._ack(batch, n.index, n.event, None, f"noop:{n.reason}", searchable_at)
-            for n in noops
-        ]
-        acks += rejected_acks(dead, searchable_at)
-        enrich = self._enrich_requests(plan, failed, searchable_at)
         started = time.perf_counter()
-        await self._publish(history, enrich, dead, acks)
+        await self._publish(
+            [r for c in applied for r in history_records(c, batch[c.index].source.timestamp_ms)],
+            self._enrich_requests(plan, failed, searchable_at),
+            dead,
+            self._acks(batch, applied, noops, dead, searchable_at),
+        )
         self.metrics.stage_seconds.labels("history_append").observe(time.perf_counter() - started)
-
-        last: dict[str, Applied] = {a.key: a for a in applied}
-        for change in last.values():
-            self.state.put(batch[change.index].handle, change.key, change.after)
-
+        # No-ops and refusals are remembered too (their event ids), so that a
+        # re-delivered one stays a no-op whatever changed since.
+        for key, (index, after) in plan.states.items():
+            if key not in failed:
+                self.state.put(batch[index].handle, key, after)
         for change in applied:
             self.metrics.events_applied.labels(change.event.type.value).inc()
         for noop in noops:
             self.metrics.events_noop.labels(noop.event.type.value, noop.reason).inc()
-        report.applied, report.noops, report.dead_lettered = (
-            len(applied),
-            len(noops),
-            len(dead),
-        )
-        return report
+        return BatchReport(len(batch), len(applied), len(noops), len(dead))
+
+    def _validate(
+        self, batch: Sequence[Incoming[H]]
+    ) -> tuple[list[DeadLetter], list[tuple[int, MemoryEvent]]]:
+        """Each value parsed, and its record key checked against its tenant (the key
+        decides the partition, so a wrong one would break the tenant's order)."""
+        dead: list[DeadLetter] = []
+        valid: list[tuple[int, MemoryEvent]] = []
+        for index, incoming in enumerate(batch):
+            parsed = parse_event(incoming.value, self.config.limits)
+            problem = parsed if isinstance(parsed, Rejection) else check_key(incoming.key, parsed)
+            if problem is None and isinstance(parsed, MemoryEvent):
+                valid.append((index, parsed))
+            elif problem is not None:
+                dead.append(
+                    self._dead(
+                        incoming,
+                        "validate",
+                        problem.reason,
+                        problem.detail,
+                        problem.event_id,
+                        problem.tenant,
+                    )
+                )
+        return dead, valid
+
+    def _acks(
+        self,
+        batch: Sequence[Incoming[H]],
+        applied: Sequence[Applied],
+        noops: Sequence[NoOp],
+        dead: Sequence[DeadLetter],
+        at: datetime,
+    ) -> list[OutRecord]:
+        acks = [self._ack(batch, a.index, a.event, a.after.version, "applied", at) for a in applied]
+        acks += [self._ack(batch, n.index, n.event, None, f"noop:{n.reason}", at) for n in noops]
+        return acks + rejected_acks(dead, at)
 
     def _enrich_requests(
-        self, plan: BatchPlan, failed: dict[str, str], at: datetime
+        self, plan: BatchPlan, failed: dict[str, Failed], at: datetime
     ) -> list[OutRecord]:
         """One request per intelligent memory whose final version in the batch is live."""
         if self.config.enrich_topic is None:
@@ -359,7 +376,9 @@ class IndexStage(Generic[H]):
             self._send_enrich(enrich),
             self._send_dead(dead),
         )
-        await self._retry("ack_append", lambda: self.sink.send_all(self.config.indexed_topic, acks))
+        if acks:
+            topic = self.config.indexed_topic
+            await self._retry("ack_append", lambda: self.sink.send_all(topic, acks))
 
     async def _send_history(self, records: list[OutRecord]) -> None:
         if records:
@@ -422,48 +441,29 @@ class IndexStage(Generic[H]):
         by_key = dict(zip((a.key for a in to_embed), embedded, strict=True))
         return [a.event.vector if a.event.vector is not None else by_key[a.key] for a in upserts]
 
-    async def _write_weaviate(self, plan: BatchPlan) -> dict[str, str]:
-        """Make Weaviate hold each memory's final state; return key -> error for refusals."""
+    async def _write_weaviate(self, plan: BatchPlan) -> dict[str, Failed]:
+        """Make Weaviate hold each memory's final state; key -> why, for what it refused."""
         finals = plan.final_changes()
         upserts = [a for a in finals if a.kind == Kind.UPSERT]
         # Deletes go out even for memories the state never saw live: after a crash between
         # a Weaviate write and the state write, Weaviate can hold what the state does not.
         deletes = [a for a in finals if a.kind != Kind.UPSERT]
         vectors = await self._vectors(upserts)
-        items = {
-            object_uuid(a.event.tenant, a.event.resolved_memory_id): (
-                a.key,
-                UpsertItem(
-                    tenant=a.event.tenant,
-                    uuid=object_uuid(a.event.tenant, a.event.resolved_memory_id),
-                    properties=object_properties(
-                        a.event.resolved_memory_id, a.after, a.event.event_id, a.event.occurred_at
-                    ),
-                    vector=vec,
-                ),
+        at = self.now()
+        items: dict[str, tuple[str, UpsertItem]] = {}
+        for a, vec in zip(upserts, vectors, strict=True):
+            uid = object_uuid(a.event.tenant, a.event.resolved_memory_id)
+            props = object_properties(
+                a.event.resolved_memory_id, a.after, a.event.event_id, a.event.occurred_at, at
             )
-            for a, vec in zip(upserts, vectors, strict=True)
-        }
+            items[uid] = (a.key, UpsertItem(a.event.tenant, uid, props, vec))
+        gone: dict[str, tuple[str, DeleteItem]] = {}
+        for a in deletes:
+            uid = object_uuid(a.event.tenant, a.event.resolved_memory_id)
+            gone[uid] = (a.key, DeleteItem(a.event.tenant, uid))
         async with self.write_lock:
             started = time.perf_counter()
-            pending = dict(items)
-            errors: dict[str, str] = {}
-            for attempt in range(self.config.object_attempts):
-                if attempt:
-                    self.metrics.retries.labels("weaviate_object").inc(len(pending))
-                    await asyncio.sleep(self.config.backoff.delay(attempt - 1, self._rng))
-                current = [item for _, item in pending.values()]
-                errors = await self._retry("weaviate_write", partial(self.store.upsert, current))
-                pending = {u: v for u, v in pending.items() if u in errors}
-                if not pending:
-                    break
-            if deletes:
-                delete_items = [
-                    DeleteItem(
-                        a.event.tenant, object_uuid(a.event.tenant, a.event.resolved_memory_id)
-                    )
-                    for a in deletes
-                ]
-                await self._retry("weaviate_delete", lambda: self.store.delete(delete_items))
+            failed = await self.writer.write(items, gone)
         self.metrics.stage_seconds.labels("weaviate_write").observe(time.perf_counter() - started)
-        return {key: errors.get(u, "refused") for u, (key, _) in pending.items()}
+        self.health.set_waiting("weaviate_object", None)
+        return failed

@@ -52,6 +52,10 @@ class Metrics:
     enrichments: Counter
     enrich_decisions: Counter
     enrichment_lag_seconds: Histogram
+    batches_isolated: Counter
+    agent_crashes: Counter
+    producer_recreated: Counter
+    worker_health: Gauge
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
@@ -184,6 +188,32 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
             "agentmem_enrichment_lag_seconds",
             "From a memory becoming searchable to its enrichment applied",
             buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        batches_isolated=Counter(
+            "agentmem_batches_isolated",
+            "Batches that failed as a whole and were split in two to find the events "
+            "that fail alone",
+            ["stage"],
+            registry=registry,
+        ),
+        agent_crashes=Counter(
+            "agentmem_agent_crashes",
+            "Exceptions that left an agent's loop (the agent is restarted; liveness fails)",
+            ["agent"],
+            registry=registry,
+        ),
+        producer_recreated=Counter(
+            "agentmem_producer_recreated",
+            "Kafka producers replaced after a fatal producer error (broker restarts)",
+            ["client"],
+            registry=registry,
+        ),
+        worker_health=Gauge(
+            "agentmem_worker_health",
+            "1 when the check passes: live (no crash, nothing stuck or wedged) and ready "
+            "(no dependency waited on)",
+            ["check"],
             registry=registry,
         ),
     )

@@ -39,7 +39,10 @@ class NoOp:
     index: int
     event: MemoryEvent
     key: str
-    reason: str  # duplicate_event | unchanged | already_deleted | not_found
+    reason: str  # duplicate_event | unchanged | already_deleted | not_found | already_erased
+    # The state with this event's id remembered, so that a re-delivery stays a no-op
+    # even after newer changes (it must never be judged again against them).
+    after: MemoryState
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class Refused:
     event: MemoryEvent
     reason: str
     detail: str
+    key: str
+    after: MemoryState  # as for NoOp: a refusal counts as applied for re-delivery
 
 
 @dataclass
@@ -57,6 +62,9 @@ class BatchPlan:
     applied: list[Applied] = field(default_factory=list)
     noops: list[NoOp] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
+    # key -> (batch index of its last event, state after the batch) for every memory
+    # whose state the batch changed, no-ops and refusals included (see NoOp.after)
+    states: dict[str, tuple[int, MemoryState]] = field(default_factory=dict)
 
     def final_changes(self) -> list[Applied]:
         """The last change per memory: what Weaviate must end up holding."""
@@ -83,29 +91,46 @@ def _upserted(
     )
 
 
+def _remembered(event: MemoryEvent, before: MemoryState | None) -> MemoryState:
+    """``before`` with the event's id remembered; for a memory never seen, a placeholder
+    at version 0 (deleted, nothing stored) that only carries the id."""
+    if before is None:
+        return MemoryState(
+            version=0, content=None, content_hash=None, deleted=True, event_ids=(event.event_id,)
+        )
+    return replace(before, event_ids=before.remember(event.event_id))
+
+
 def decide(
     index: int, event: MemoryEvent, before: MemoryState | None, now: datetime
 ) -> Applied | NoOp | Refused:
-    """The rule for one event against the memory's state before it."""
+    """The rule for one event against the memory's state before it.
+
+    A state at version 0 is a placeholder that only remembers event ids (of no-ops
+    and refusals on a memory that never existed): it counts as no memory at all."""
     key = memory_key(event.tenant, event.resolved_memory_id)
     if before is not None and before.seen(event.event_id):
-        return NoOp(index, event, key, "duplicate_event")
-    live = before is not None and before.live
+        return NoOp(index, event, key, "duplicate_event", before)
+    known = before is not None and before.version > 0
+    live = known and before is not None and before.live
     if event.type in (EventType.ADD, EventType.UPDATE):
         content = event.content or ""
         if event.type == EventType.UPDATE and not live:
             detail = "memory was erased" if before and before.erased else "no such live memory"
-            return Refused(index, event, "memory_not_found", detail)
+            return Refused(
+                index, event, "memory_not_found", detail, key, _remembered(event, before)
+            )
         if live and before and before.content_hash == content_hash(content):
             same_meta = not event.metadata or event.metadata == before.metadata
             if same_meta and event.vector is None:
-                return NoOp(index, event, key, "unchanged")
+                return NoOp(index, event, key, "unchanged", _remembered(event, before))
         return Applied(
             index, event, key, Kind.UPSERT, before, _upserted(event, before, content, now)
         )
     if event.type == EventType.DELETE:
         if not live or before is None:
-            return NoOp(index, event, key, "already_deleted" if before else "not_found")
+            reason = "already_deleted" if known else "not_found"
+            return NoOp(index, event, key, reason, _remembered(event, before))
         after = replace(
             before,
             version=before.version + 1,
@@ -116,10 +141,10 @@ def decide(
         )
         return Applied(index, event, key, Kind.DELETE, before, after)
     # ERASE
-    if before is None:
-        return NoOp(index, event, key, "not_found")
+    if before is None or not known:
+        return NoOp(index, event, key, "not_found", _remembered(event, before))
     if before.erased:
-        return NoOp(index, event, key, "already_erased")
+        return NoOp(index, event, key, "already_erased", _remembered(event, before))
     return Applied(index, event, key, Kind.ERASE, before, before.purged(event.event_id))
 
 
@@ -137,9 +162,11 @@ def plan_batch(
         outcome = decide(index, event, before, now)
         if isinstance(outcome, Applied):
             plan.applied.append(outcome)
-            overlay[key] = outcome.after
         elif isinstance(outcome, NoOp):
             plan.noops.append(outcome)
         else:
             plan.refused.append(outcome)
+        if outcome.after is not before:  # a duplicate changes nothing
+            overlay[key] = outcome.after
+            plan.states[key] = (index, outcome.after)
     return plan

@@ -11,6 +11,7 @@ from typing import Any
 
 import weaviate
 from weaviate.classes.query import Filter, MetadataQuery
+from weaviate.exceptions import WeaviateQueryError
 
 from processors.enrichment import Candidate
 from processors.weaviate_store import UpsertItem, WeaviateStore
@@ -54,11 +55,16 @@ class EnrichmentStore:
     async def fetch(self, tenant: str, uuids: Sequence[str]) -> dict[str, StoredMemory]:
         """The objects that exist, by uuid, with their vectors."""
         coll = self.client.collections.use(self.name).with_tenant(tenant)
-        result = await coll.query.fetch_objects(
-            filters=Filter.by_id().contains_any(list(uuids)),
-            limit=len(uuids),
-            include_vector=True,
-        )
+        try:
+            result = await coll.query.fetch_objects(
+                filters=Filter.by_id().contains_any(list(uuids)),
+                limit=len(uuids),
+                include_vector=True,
+            )
+        except WeaviateQueryError as exc:
+            if tenant_missing(exc):
+                return {}  # an erased or never-written tenant holds none of them
+            raise
         found = {}
         for obj in result.objects:
             props = dict(obj.properties)
@@ -83,14 +89,19 @@ class EnrichmentStore:
         else:
             return []
         coll = self.client.collections.use(self.name).with_tenant(tenant)
-        result = await coll.query.near_vector(
-            near_vector=memory.vector,
-            limit=limit + 1,
-            distance=max_distance,
-            filters=older,
-            return_properties=["content", "memory_id"],
-            return_metadata=MetadataQuery(distance=True),
-        )
+        try:
+            result = await coll.query.near_vector(
+                near_vector=memory.vector,
+                limit=limit + 1,
+                distance=max_distance,
+                filters=older,
+                return_properties=["content", "memory_id"],
+                return_metadata=MetadataQuery(distance=True),
+            )
+        except WeaviateQueryError as exc:
+            if tenant_missing(exc):
+                return []
+            raise
         found = [
             Candidate(
                 memory_id=str(obj.properties["memory_id"]),
@@ -119,8 +130,14 @@ class EnrichmentStore:
                 continue
             merged = {k: v for k, v in {**stored.properties, **props}.items() if v is not None}
             items.append(UpsertItem(tenant, uid, merged, stored.vector))
-        errors = await self.writer.upsert(items) if items else {}
+        refusals = await self.writer.upsert(items) if items else {}
+        errors = {uid: err.message for uid, err in refusals.items()}
         return [i.uuid for i in items if i.uuid not in errors], errors
+
+
+def tenant_missing(exc: Exception) -> bool:
+    """Weaviate's answer for a tenant that does not exist: permanent, never retried."""
+    return "tenant not found" in str(exc)
 
 
 async def gather_bounded(limit: int, calls: Sequence[Any]) -> list[Any]:

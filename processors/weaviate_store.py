@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -16,8 +17,18 @@ import weaviate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter
-from weaviate.exceptions import WeaviateDeleteManyError, WeaviateInsertManyAllFailedError
+from weaviate.exceptions import (
+    UnexpectedStatusCodeError,
+    WeaviateBaseError,
+    WeaviateClosedClientError,
+    WeaviateDeleteManyError,
+    WeaviateInsertInvalidPropertyError,
+    WeaviateInsertManyAllFailedError,
+    WeaviateInvalidInputError,
+)
 
+from processors.errors import PermanentError, TransientError
+from processors.reasons import Reason
 from processors.state import MemoryState
 
 log = logging.getLogger(__name__)
@@ -48,9 +59,13 @@ def _date(value: str | datetime | None) -> datetime | None:
 
 
 def object_properties(
-    memory_id: str, state: MemoryState, event_id: str, occurred_at: datetime | None
+    memory_id: str,
+    state: MemoryState,
+    event_id: str,
+    occurred_at: datetime | None,
+    updated_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The stored properties of a live memory."""
+    """The stored properties of a live memory (``updated_at``: the stage's clock)."""
     return {
         "content": state.content,
         "memory_id": memory_id,
@@ -61,7 +76,7 @@ def object_properties(
         "version": state.version,
         "event_id": event_id,
         "created_at": _date(state.created_at),
-        "updated_at": datetime.now(UTC),
+        "updated_at": updated_at or datetime.now(UTC),
         "occurred_at": occurred_at,
     }
 
@@ -97,6 +112,80 @@ class DeleteItem:
     uuid: str
 
 
+@dataclass(frozen=True)
+class ObjectError:
+    """Weaviate refused one object; ``transient`` when waiting may help (a read-only
+    shard, a tenant being activated), otherwise the object itself is at fault."""
+
+    message: str
+    transient: bool
+
+
+# Refusals that say "not now" rather than "never" (a shard set READONLY by an
+# operator or by Weaviate's disk-use guard, a tenant that is activating, overload).
+_TRANSIENT_REFUSAL = re.compile(
+    r"read-only|read only|readonly|not active|activat|is being|unavailable|deadline|"
+    r"timeout|timed out|too many requests|connection|try again|shutting down",
+    re.IGNORECASE,
+)
+
+
+def transient_refusal(message: str) -> bool:
+    """True for a per-object refusal that a later attempt may get past. Pure."""
+    return bool(_TRANSIENT_REFUSAL.search(message))
+
+
+def refused(message: str) -> ObjectError:
+    return ObjectError(message[:500], transient_refusal(message))
+
+
+def tenant_batch_errors(
+    uuids: Sequence[str], reported: dict[str, ObjectError]
+) -> dict[str, ObjectError]:
+    """The errors of one tenant's batch, as far as they can be trusted. Pure.
+
+    A shard-level refusal (a read-only shard, a tenant being activated) stops the
+    tenant's batch at its first object: Weaviate 1.35 reports that object as failed and
+    the others as written, although they were not. So one transient refusal fails every
+    object of the batch (writing an object that was written is harmless: same uuid)."""
+    shard_level = next((e for e in reported.values() if e.transient), None)
+    if shard_level is None:
+        return reported
+    return {u: reported.get(u, shard_level) for u in uuids}
+
+
+class _DropBatchErrorDumps(logging.Filter):
+    """The client logs each failed batch as a dict holding every object, vectors
+    included (kilobytes per object); the store reports failures itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, dict) and "errors" in record.msg)
+
+
+_client_log = logging.getLogger("weaviate-client")
+if not any(isinstance(f, _DropBatchErrorDumps) for f in _client_log.filters):
+    _client_log.addFilter(_DropBatchErrorDumps())
+
+
+def whole_call_error(exc: Exception) -> Exception:
+    """A failed Weaviate call as :class:`TransientError` (Weaviate away, overloaded,
+    restarting) or :class:`PermanentError` (the request itself is wrong). Unknown
+    Weaviate errors count as transient: an outage must never be mistaken for bad data,
+    and the caller's retry is what holds the partition until Weaviate is back."""
+    if isinstance(exc, UnexpectedStatusCodeError):
+        code = exc.status_code
+        if 400 <= code < 500 and code not in (408, 429):
+            return PermanentError(Reason.WEAVIATE_REJECTED, f"HTTP {code}: {exc.message[:300]}")
+    if isinstance(
+        exc,
+        WeaviateInvalidInputError | WeaviateInsertInvalidPropertyError,
+    ):
+        return PermanentError(Reason.WEAVIATE_REJECTED, str(exc)[:300])
+    if isinstance(exc, WeaviateBaseError):
+        return TransientError(f"{type(exc).__name__}: {str(exc)[:300]}")
+    return exc
+
+
 class WeaviateStore:
     """Writes of the index stage. Raises on whole-call failures (the caller retries);
     returns per-object errors so that they can be retried and then dead-lettered.
@@ -122,40 +211,70 @@ class WeaviateStore:
         )
         log.info("created Weaviate collection %s", self.name)
 
-    async def upsert(self, items: Sequence[UpsertItem]) -> dict[str, str]:
-        """Insert or replace objects; returns uuid -> error for objects Weaviate refused."""
+    async def _reconnect_if_closed(self, exc: Exception) -> None:
+        if isinstance(exc, WeaviateClosedClientError):
+            log.warning("Weaviate client was closed; reconnecting")
+            await self.client.connect()
+
+    async def upsert(self, items: Sequence[UpsertItem]) -> dict[str, ObjectError]:
+        """Insert or replace objects, all tenants at once; returns uuid -> error for the
+        objects Weaviate refused. Raises TransientError / PermanentError for a call
+        that failed as a whole."""
         by_tenant: dict[str, list[UpsertItem]] = defaultdict(list)
         for item in items:
             by_tenant[item.tenant].append(item)
         coll = self.client.collections.use(self.name)
 
-        async def one_tenant(tenant: str, group: list[UpsertItem]) -> dict[str, str]:
+        async def one_tenant(tenant: str, group: list[UpsertItem]) -> dict[str, ObjectError]:
             objects = [
                 DataObject(properties=i.properties, uuid=i.uuid, vector=i.vector) for i in group
             ]
             try:
                 result = await coll.with_tenant(tenant).data.insert_many(objects)
             except WeaviateInsertManyAllFailedError as exc:
-                return {i.uuid: str(exc)[:500] for i in group}
-            return {group[idx].uuid: err.message for idx, err in result.errors.items()}
+                return {i.uuid: refused(str(exc)) for i in group}
+            reported = {group[idx].uuid: refused(err.message) for idx, err in result.errors.items()}
+            return tenant_batch_errors([i.uuid for i in group], reported)
 
-        results = await asyncio.gather(*(one_tenant(t, g) for t, g in by_tenant.items()))
+        try:
+            results = await asyncio.gather(*(one_tenant(t, g) for t, g in by_tenant.items()))
+        except Exception as exc:
+            await self._reconnect_if_closed(exc)
+            raise whole_call_error(exc) from exc
         return {k: v for r in results for k, v in r.items()}
 
-    async def delete(self, items: Sequence[DeleteItem]) -> None:
+    async def delete(self, items: Sequence[DeleteItem]) -> dict[str, ObjectError]:
+        """Delete objects; returns uuid -> error for those not known to be gone. A
+        tenant that does not exist holds nothing, so its deletes succeed."""
         by_tenant: dict[str, list[str]] = defaultdict(list)
         for item in items:
             by_tenant[item.tenant].append(item.uuid)
         coll = self.client.collections.use(self.name)
 
-        async def one_tenant(tenant: str, ids: list[str]) -> None:
+        async def one_tenant(tenant: str, ids: list[str]) -> dict[str, ObjectError]:
             try:
-                await coll.with_tenant(tenant).data.delete_many(
-                    where=Filter.by_id().contains_any(ids)
+                result = await coll.with_tenant(tenant).data.delete_many(
+                    where=Filter.by_id().contains_any(ids), verbose=True
                 )
             except WeaviateDeleteManyError as exc:
-                # A tenant that was never created holds nothing to delete.
-                if "tenant not found" not in str(exc):
-                    raise
+                if "tenant not found" in str(exc):
+                    return {}
+                # A refused delete never says the event is wrong (a READONLY shard
+                # answers with an unrelated parse error): retried as transient.
+                return {u: ObjectError(str(exc)[:500], transient=True) for u in ids}
+            errors = {
+                str(obj.uuid): ObjectError(str(obj.error)[:500], transient=True)
+                for obj in result.objects or []
+                if not obj.successful
+            }
+            if result.failed and not errors:
+                # failed without per-object detail: none of them is known to be gone
+                return {u: ObjectError(f"{result.failed} deletes failed", True) for u in ids}
+            return errors
 
-        await asyncio.gather(*(one_tenant(t, ids) for t, ids in by_tenant.items()))
+        try:
+            results = await asyncio.gather(*(one_tenant(t, ids) for t, ids in by_tenant.items()))
+        except Exception as exc:
+            await self._reconnect_if_closed(exc)
+            raise whole_call_error(exc) from exc
+        return {k: v for r in results for k, v in r.items()}

@@ -595,9 +595,10 @@ async def test_refused_write_is_partial() -> None:
 
 async def test_empty_batch() -> None:
     h = Harness()
-    await h.stage.process([])
-    assert h.sink.calls == [(ENRICHED, 0)]
-    assert h.facts.runs == [{}]
+    report = await h.stage.process([])
+    assert (report.received, report.dead_lettered) == (0, 0)
+    assert h.sink.calls == []
+    assert h.facts.runs == []
     assert h.store.writes == []
 
 
@@ -628,20 +629,22 @@ async def test_process_safely_dead_letters_a_batch_that_keeps_failing() -> None:
     }
     h.store.put("m", 1)
     h.store.put("n", 1)
-    await h.stage.process_safely(batch(req("m", "mine"), req("n", "next")), attempts=2)
+    await h.stage.process_safely(batch(req("m", "mine"), req("n", "next")))
     assert [(d["stage"], d["reason"]) for d in h.dead()] == [
         ("enrich", "internal_error"),
         ("enrich", "internal_error"),
     ]
-    assert h.dead()[0]["detail"] == "enrichment failed repeatedly"
+    assert h.dead()[0]["detail"] == "RuntimeError: processor bug"
     assert [d["event_id"] for d in h.dead()] == ["ev-m-1", "ev-n-1"]
     # whoever waits for these enrichments hears that they failed, after the dead letters
     assert h.outcomes() == [("m", 1, "failed"), ("n", 1, "failed")]
-    assert h.acks()[0]["failures"] == {"enrich": "internal_error: enrichment failed repeatedly"}
-    assert [topic for topic, _ in h.sink.calls] == [DEADLETTER, ENRICHED]
+    assert h.acks()[0]["failures"] == {"enrich": "internal_error: RuntimeError: processor bug"}
+    # each culprit is isolated (the batch bisected) and quarantined on its own
+    assert [topic for topic, _ in h.sink.calls] == [DEADLETTER, ENRICHED, DEADLETTER, ENRICHED]
     assert h.enrichments("failed") == 2.0
     assert h.metric("agentmem_events_in_total", stage="enrich") == 2.0
-    assert len(h.importance.runs) == 2  # one run per attempt
+    # three attempts of the whole batch, then three of each event alone
+    assert [len(run) for run in h.importance.runs] == [2, 2, 2, 1, 1, 1, 1, 1, 1]
 
 
 async def test_one_unusable_target_does_not_fail_the_batch() -> None:

@@ -16,11 +16,12 @@ from prometheus_client import CollectorRegistry
 from processors.events import EventType, MemoryEvent, new_event
 from processors.index_stage import BatchReport, Incoming, IndexConfig, IndexStage
 from processors.metrics import build_metrics
+from processors.object_writes import WritePolicy
 from processors.records import OutRecord, SourceRef
 from processors.retry import Backoff
 from processors.state import MemoryState, memory_key
 from processors.validation import Limits
-from processors.weaviate_store import DeleteItem, UpsertItem, object_uuid
+from processors.weaviate_store import DeleteItem, ObjectError, UpsertItem, object_uuid
 
 HISTORY = "memory.history"
 DEADLETTER = "memory.deadletter"
@@ -76,32 +77,59 @@ class FakeEmbedder:
         return [unit_vector(t) for t in texts]
 
 
+PERMANENT_REFUSAL = "invalid text property 'content': not a string"
+READ_ONLY = "store is read-only due to: manually set by user"
+
+
 class FakeStore:
-    def __init__(self, refuse: set[str] | None = None, fail_times: int = 0) -> None:
+    """Weaviate in a dict. ``refuse``: uuids refused for good; ``read_only``: uuids
+    refused as a READONLY shard would, for the next ``read_only_rounds`` calls."""
+
+    def __init__(
+        self,
+        refuse: set[str] | None = None,
+        fail_times: int = 0,
+        read_only: set[str] | None = None,
+        read_only_rounds: int = 0,
+    ) -> None:
         self.objects: dict[str, UpsertItem] = {}
         self.upsert_calls: list[list[UpsertItem]] = []
         self.delete_calls: list[list[DeleteItem]] = []
         self.refuse = refuse or set()
+        self.read_only = read_only or set()
+        self.read_only_rounds = read_only_rounds
         self.fail_times = fail_times
         self.failures = 0
 
-    async def upsert(self, items: Sequence[UpsertItem]) -> dict[str, str]:
+    def _locked(self, uid: str) -> bool:
+        return uid in self.read_only and self.read_only_rounds > 0
+
+    async def upsert(self, items: Sequence[UpsertItem]) -> dict[str, ObjectError]:
         if self.failures < self.fail_times:
             self.failures += 1
             raise ConnectionError("weaviate unavailable")
         self.upsert_calls.append(list(items))
-        errors: dict[str, str] = {}
+        errors: dict[str, ObjectError] = {}
         for item in items:
             if item.uuid in self.refuse:
-                errors[item.uuid] = "vector index is read-only"
+                errors[item.uuid] = ObjectError(PERMANENT_REFUSAL, transient=False)
+            elif self._locked(item.uuid):
+                errors[item.uuid] = ObjectError(READ_ONLY, transient=True)
             else:
                 self.objects[item.uuid] = item
+        self.read_only_rounds -= 1 if any(self._locked(i.uuid) for i in items) else 0
         return errors
 
-    async def delete(self, items: Sequence[DeleteItem]) -> None:
+    async def delete(self, items: Sequence[DeleteItem]) -> dict[str, ObjectError]:
         self.delete_calls.append(list(items))
+        errors: dict[str, ObjectError] = {}
         for item in items:
-            self.objects.pop(item.uuid, None)
+            if self._locked(item.uuid):
+                errors[item.uuid] = ObjectError("batch delete refused", transient=True)
+            else:
+                self.objects.pop(item.uuid, None)
+        self.read_only_rounds -= 1 if any(self._locked(i.uuid) for i in items) else 0
+        return errors
 
     @property
     def upserted(self) -> list[UpsertItem]:
@@ -161,6 +189,7 @@ class Harness:
             indexed_topic=INDEXED,
             limits=Limits(vector_dim=4),
             backoff=Backoff(base_s=0.001, cap_s=0.002),
+            writes=WritePolicy(backoff=Backoff(base_s=0.001, cap_s=0.002)),
         )
         self.stage: IndexStage[None] = IndexStage(
             self.config,
@@ -381,12 +410,12 @@ async def test_refused_object_is_dead_lettered_others_applied() -> None:
     (dead,) = h.dead()
     assert dead["stage"] == "index"
     assert dead["reason"] == "weaviate_rejected"
-    assert dead["detail"] == "vector index is read-only"
+    assert dead["detail"] == PERMANENT_REFUSAL
     assert dead["event_id"] == "e2"
     assert dead["tenant"] == TENANT
     assert dead["source"]["offset"] == 1
     # retried object by object, then given up
-    attempts = h.config.object_attempts
+    attempts = h.config.writes.permanent_attempts
     assert len(h.store.upsert_calls) == attempts
     assert all(call == [h.store.upsert_calls[-1][0]] for call in h.store.upsert_calls[1:])
     assert h.store.upsert_calls[-1][0].uuid == uuid_of("m-bad")
@@ -411,7 +440,10 @@ async def test_update_of_unknown_memory_is_dead_lettered_at_apply() -> None:
     (dead,) = h.dead()
     assert (dead["stage"], dead["reason"], dead["event_id"]) == ("apply", "memory_not_found", "e1")
     assert h.store.upserted == []
-    assert h.state.data == {}
+    # the refusal is remembered (a placeholder at version 0, no content), so a
+    # re-delivery of e1 after the memory is created later cannot apply it then
+    (placeholder,) = h.state.data.values()
+    assert (placeholder.version, placeholder.content, placeholder.event_ids) == (0, None, ("e1",))
 
 
 async def test_replaying_a_batch_is_all_noops() -> None:
@@ -475,9 +507,10 @@ async def test_process_safely_dead_letters_whole_batch_on_bug() -> None:
     state = BrokenState()
     h = Harness(state=state)
     items = batch(add("e1", "m-1", "a"), add("e2", "m-2", "b"), partition=3)
-    report = await h.stage.process_safely(items, attempts=3)
+    report = await h.stage.process_safely(items)
     assert report == BatchReport(received=2, applied=0, noops=0, dead_lettered=2)
-    assert state.gets == 3  # one try per attempt
+    # three tries of the batch, then three of each event alone (bisected)
+    assert state.gets == 3 + 3 + 3
     dead = h.dead()
     assert [(d["stage"], d["reason"]) for d in dead] == [("index", "internal_error")] * 2
     assert [d["source"]["offset"] for d in dead] == [0, 1]
@@ -490,7 +523,8 @@ async def test_process_safely_dead_letters_whole_batch_on_bug() -> None:
         ("e1", "rejected:internal_error"),
         ("e2", "rejected:internal_error"),
     ]
-    assert h.sink.completed == [DEADLETTER, INDEXED]
+    assert h.sink.completed == [DEADLETTER, INDEXED, DEADLETTER, INDEXED]
+    assert [d["detail"] for d in dead] == ["RuntimeError: state table bug"] * 2
     assert h.store.upserted == []
     assert h.metric("agentmem_deadletters_total", stage="index", reason="internal_error") == 2
 
@@ -518,7 +552,7 @@ async def test_deadletter_metric_counts_only_records_written() -> None:
     # agentmem_deadletters is "Records written to memory.deadletter": a batch that fails
     # and is retried must not count the dead letters of attempts that were thrown away.
     h = Harness(state=BrokenState())
-    await h.stage.process_safely(batch(b"not json", add("e1", "m-1", "a")), attempts=3)
+    await h.stage.process_safely(batch(b"not json", add("e1", "m-1", "a")))
     written = len(h.dead())
     assert written == 2
     counted = sum(
