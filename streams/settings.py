@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,6 +70,18 @@ class Settings(BaseSettings):
     # Event limits
     max_content_bytes: int = Field(default=32 * 1024, ge=1)
     max_metadata_bytes: int = Field(default=8 * 1024, ge=2)
+    max_event_bytes: int = Field(default=256 * 1024, ge=1024)
+
+    # Failure handling: how long objects Weaviate refuses "for now" (a READONLY shard,
+    # a tenant activating) are retried before their events are dead-lettered; how long
+    # a batch may run outside of a dependency wait before liveness calls it wedged; how
+    # often readiness probes Weaviate and the LLM's circuit.
+    weaviate_transient_budget_s: float = Field(default=300.0, gt=0, le=86_400)
+    liveness_batch_stall_s: float = Field(default=300.0, gt=0)
+    readiness_probe_s: float = Field(default=5.0, gt=0, le=300)
+    # Test-only fault injection, off by default: "index" or "enrich" makes that agent
+    # raise as it starts (the liveness test uses it).
+    fault_crash_agent: Literal["", "index", "enrich"] = ""
 
     # LLM (intelligent mode); any OpenAI-compatible endpoint
     llm_base_url: str = "http://127.0.0.1:8700/v1"

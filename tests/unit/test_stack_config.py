@@ -132,3 +132,12 @@ def test_committed_prometheus_scrapes_the_compose_services() -> None:
         for t in static["targets"]
     }
     assert hosts - {"localhost"} <= set(_compose()["services"])
+
+
+def test_compose_worker_healthcheck_is_liveness_not_metrics() -> None:
+    """A worker waiting out an outage must not look dead, and a wedged one must not
+    look alive because /metrics still answers."""
+    (command,) = [
+        part for part in _compose()["services"]["worker"]["healthcheck"]["test"] if "http" in part
+    ]
+    assert "/healthz" in command and "/metrics" not in command
