@@ -15,8 +15,10 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from processors.errors import PermanentError, is_retriable
 from processors.events import EventType, MemoryEvent, new_event
 from processors.metrics import Metrics, build_metrics
+from processors.reasons import Reason
 from processors.weaviate_reader import Memory
 from streams.api_models import (
     Accepted,
@@ -42,9 +44,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     201: {"model": Accepted, "description": "indexed (with wait=true)"},
     409: {"model": ErrorOut, "description": "rejected: no such live memory (with wait=true)"},
+    413: {"model": ErrorOut, "description": "the event is larger than the broker accepts"},
+    503: {"model": ErrorOut, "description": "Kafka unreachable; retry after Retry-After seconds"},
     504: {"model": ErrorOut, "description": "accepted but not indexed in time (wait=true)"},
     **ERRORS,
 }
+PUBLISH_RETRY_AFTER_S = 5
 _STATUS_NAMES = {
     400: "bad_request",
     401: "unauthorized",
@@ -133,7 +138,20 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         return JSONResponse({"error": "invalid_request", "message": problems}, 422)
 
     async def accept(event: MemoryEvent, wait: bool) -> JSONResponse:
-        event_id = await sdk().publisher.publish(event)
+        try:
+            event_id = await sdk().publisher.publish(event)
+        except PermanentError as exc:
+            status = 413 if exc.reason == Reason.RECORD_TOO_LARGE else 422
+            raise HTTPException(status, f"Kafka refused the event: {exc}") from exc
+        except Exception as exc:
+            if not is_retriable(exc):
+                raise
+            # Not accepted: the client may send it again (same event_id, no duplicate).
+            raise HTTPException(
+                503,
+                f"Kafka is unreachable ({type(exc).__name__}); the event was not accepted",
+                headers={"Retry-After": str(PUBLISH_RETRY_AFTER_S)},
+            ) from exc
         body = Accepted(event_id=event_id, memory_id=event.resolved_memory_id)
         if not wait:
             return JSONResponse(body.model_dump(), 202)

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -27,11 +28,16 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host")
     api.add_argument("--port", type=int)
     requeue = sub.add_parser(
-        "requeue-enrich", help="send dead-lettered enrichments back to memory.enrich"
+        "requeue",
+        help="send dead-lettered work back: --stage index to memory.events, "
+        "--stage enrich to memory.enrich",
     )
-    requeue.add_argument(
-        "--since", type=datetime.fromisoformat, help="only those failed at or after (ISO 8601)"
-    )
+    requeue.add_argument("--stage", choices=["index", "enrich"], required=True)
+    alias = sub.add_parser("requeue-enrich", help="the same as requeue --stage enrich")
+    for parser_ in (requeue, alias):
+        parser_.add_argument(
+            "--since", type=datetime.fromisoformat, help="only those failed at or after (ISO 8601)"
+        )
     client_cli.add_parsers(sub)
     return parser
 
@@ -63,11 +69,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_api(settings, args.host, args.port)
     if args.command in ("publish", "search", "get", "history"):
         return client_cli.run(args, settings)
-    if args.command == "requeue-enrich":
-        from streams.requeue import requeue_enrichments
+    if args.command in ("requeue", "requeue-enrich"):
+        from streams.requeue import requeue
 
-        sent = asyncio.run(requeue_enrichments(settings, args.since))
-        print(f"requeued {sent} enrichment request(s)")
+        stage: Literal["index", "enrich"] = (
+            "enrich" if args.command == "requeue-enrich" else args.stage
+        )
+        chosen = asyncio.run(requeue(settings, stage, args.since))
+        what = "event(s) to memory.events" if stage == "index" else "enrichment request(s)"
+        print(f"requeued {len(chosen.records)} {what}")
+        if chosen.truncated:
+            print(f"skipped {chosen.truncated} dead letter(s) stored truncated (not resendable)")
         return 0
     if args.command == "worker":
         from streams.worker import run_worker

@@ -17,7 +17,7 @@ import pytest
 from loadgen.fake_answers import decide
 from loadgen.synth import SynthConfig, synth_events
 from processors.events import MemoryEvent, new_event
-from streams.requeue import requeue_enrichments
+from streams.requeue import requeue
 from streams.settings import Settings
 from tests.integration.harness import (
     TopicReader,
@@ -401,7 +401,7 @@ async def test_llm_down_opens_the_circuit_and_indexing_goes_on(
         # complete: the circuit closes through its probe, and nothing was lost.
         fake = start_fake(tmp_path / "fake.log", port=port)
         try:
-            assert await requeue_enrichments(settings) == len(events)
+            assert len((await requeue(settings, "enrich")).records) == len(events)
             enriched_reader = TopicReader(settings, settings.topic("memory.enriched"))
             want = {e.event_id for e in events}
 
