@@ -97,6 +97,12 @@ class WorkerProcess:
             total += float(line.rsplit(" ", 1)[1])
         return total
 
+    def health(self, path: str) -> tuple[int, dict[str, str]]:
+        """Status and named problems of ``/healthz`` (liveness) or ``/readyz``."""
+        url = f"http://127.0.0.1:{self.settings.worker_metrics_port}{path}"
+        response = httpx.get(url, timeout=5)
+        return response.status_code, dict(response.json()["problems"])
+
     def kill(self) -> None:
         assert self.proc is not None
         os.killpg(self.proc.pid, signal.SIGKILL)
@@ -117,6 +123,37 @@ class WorkerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+@contextmanager
+def api_process(settings: Settings, log_path: Path) -> Iterator[str]:
+    """`agentmem api` as a separate process, ready (``/readyz``); yields its URL."""
+    out = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "api"],
+        env=settings_env(settings),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{settings.api_port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(log_path.read_text(errors="replace")[-3000:])
+            time.sleep(0.3)
+        yield url
+        assert proc.poll() is None, f"the API exited:\n{log_path.read_text()[-3000:]}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        out.close()
 
 
 @dataclass

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +16,7 @@ from hypothesis import settings as hypothesis_settings
 from processors.events import EventType, new_event
 from streams.sdk import AgentMem
 from streams.settings import Settings
-from tests.integration.harness import WorkerProcess, isolated_settings, settings_env
+from tests.integration.harness import WorkerProcess, api_process, isolated_settings
 
 TENANTS = [f"iso-{i:02d}" for i in range(20)]
 KEY_A = "key-a-" + "x" * 20  # tenants 0..9
@@ -34,7 +29,6 @@ class ApiUnderTest:
     settings: Settings
     url: str
     worker: WorkerProcess
-    proc: subprocess.Popen[bytes]
 
     def client(self, key: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -48,31 +42,10 @@ def api(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
     settings = isolated_settings(stack, work / "state", api_keys=keys, api_wait_timeout_s=20)
     worker = WorkerProcess(settings, work / "worker.log")
     worker.start()
-    log = (work / "api.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "api"],
-        env=settings_env(settings),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{settings.api_port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError((work / "api.log").read_text()[-3000:])
-        time.sleep(0.3)
     try:
-        yield ApiUnderTest(settings, url, worker, proc)
+        with api_process(settings, work / "api.log") as url:
+            yield ApiUnderTest(settings, url, worker)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
         worker.stop()
 
 

@@ -275,12 +275,21 @@ async def test_weaviate_outage_is_waited_out(
         assert len(topics.indexed.records) - acks_when_stopped <= settings.max_batch
         assert worker.proc is not None and worker.proc.poll() is None
         assert worker.metric("agentmem_retries_total") > 0
+        # Waiting out an outage is no reason to restart: live, but not ready.
+        live, _ = worker.health("/healthz")
+        ready, problems = worker.health("/readyz")
+        assert (live, ready) == (200, 503), problems
+        assert any(p.startswith(("waiting:", "dependency:weaviate")) for p in problems)
         supervisor.up(stack)
         await drain(topics, exp, worker)
         await topics.history.read_to_end()
         assert_final_state(settings, topics, exp)
         reasons = {d["reason"] for d in topics.deadletter.json_values()}
         assert "weaviate_rejected" not in reasons and "internal_error" not in reasons
+        deadline = time.monotonic() + 30
+        while worker.health("/readyz")[0] != 200 and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        assert worker.health("/readyz") == (200, {})
     finally:
         worker.stop()
         supervisor.up(stack)
