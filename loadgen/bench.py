@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 WARM_UP_EVENTS = 20
 BENCHMARKS = ("fast", "vector", "duplicate", "latency", "intelligent")
-FAKE_LLM = Path(__file__).with_name("fake_llm.py")
+FAKE_LLM = Path(__file__).parent / "fake_llm" / "server.py"
 RESULT_KEYS = (
     "fast_vs_embed_ratio",
     "vector_path_vs_weaviate_ratio",

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from loadgen import bench, report
-from loadgen.fake_llm import ERROR_KINDS, LATENCY_DISTS, FakeConfig, serve
+from loadgen.fake_llm.server import ERROR_KINDS, LATENCY_DISTS, FakeConfig, serve
 from loadgen.replay import Pace, ReplayOptions, describe, read_records, replay_sync
 from loadgen.synth import SynthConfig, synth_events, to_line
 from streams.settings import Settings

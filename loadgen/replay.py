@@ -39,10 +39,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from streams.publisher import durable_producer
+from streams.client.publisher import durable_producer
+from streams.client.topic_follower import TopicFollower
+from streams.client.topics import ensure_topics
 from streams.settings import Settings
-from streams.topic_follower import TopicFollower
-from streams.topics import ensure_topics
 
 LATE_TOLERANCE_S = 0.1  # a send later than this behind its schedule counts as late
 

@@ -27,7 +27,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from loadgen.replay import nearest_rank
-from streams.topics import partitions_of
+from streams.client.topics import partitions_of
 
 QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 
@@ -44,7 +44,7 @@ class Ack:
 
     @classmethod
     def from_doc(cls, doc: object) -> Ack | None:
-        """An ack from its JSON (see processors/records.py ack_record); None if unreadable."""
+        """An ack from its JSON (see processors/core/records.py ack_record); None if unreadable."""
         if not isinstance(doc, dict):
             return None
         indexed, produced = doc.get("indexed_at_ms"), doc.get("produced_at_ms")

@@ -12,7 +12,8 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from streams import client_cli, demo
+from loadgen import demo
+from streams import client_cli
 from streams.settings import Settings
 from streams.stack import cli as stack_cli
 
@@ -64,13 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         return demo.run(settings)
     if args.command == "api":
-        from streams.api import run_api
+        from streams.http.app import run_api
 
         return run_api(settings, args.host, args.port)
     if args.command in ("publish", "search", "get", "history"):
         return client_cli.run(args, settings)
     if args.command in ("requeue", "requeue-enrich"):
-        from streams.requeue import requeue
+        from streams.service.requeue import requeue
 
         stage: Literal["index", "enrich"] = (
             "enrich" if args.command == "requeue-enrich" else args.stage
@@ -82,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"skipped {chosen.truncated} dead letter(s) stored truncated (not resendable)")
         return 0
     if args.command == "worker":
-        from streams.worker import run_worker
+        from streams.service.worker import run_worker
 
         return run_worker(settings)
     return 2

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from processors.events import MemoryEvent, new_event
-from streams.sdk import AgentMem
+from processors.core.events import MemoryEvent, new_event
+from streams.client.sdk import AgentMem
 from streams.settings import Settings
 
 CHUNK = 500

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 # The embedding model the offline model pack provides (streams/stack/modelpack.py); equal to
-# processors.embedding.MODEL_PACK_NAME, kept here so that settings do not import fastembed.
+# processors.adapters.embedding.MODEL_PACK_NAME, kept here so that settings do not import fastembed.
 MODEL_PACK_NAME = "agentmem/all-MiniLM-L6-v2-int8"
 
 # The checkout this package runs from (editable install): dashboards/, .stack/, .cache/.
@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     api_host: str = "127.0.0.1"
     api_port: Port = 8000
-    # "key=tenant1,tenant2;otherkey=*" (see streams/auth.py)
+    # "key=tenant1,tenant2;otherkey=*" (see streams/http/auth.py)
     api_keys: SecretStr = SecretStr("")
     api_wait_timeout_s: float = Field(default=30.0, gt=0, le=600)
 

@@ -22,8 +22,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from loadgen.bench import free_port as free_port  # re-exported for the tests
 from loadgen.bench import settings_env as settings_env
+from streams.client.topics import Topics, partitions_of
 from streams.settings import Settings
-from streams.topics import Topics, partitions_of
 
 
 def isolated_settings(base: Settings, work_dir: Path, **overrides: Any) -> Settings:

@@ -13,8 +13,8 @@ import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 
-from processors.events import EventType, new_event
-from streams.sdk import AgentMem
+from processors.core.events import EventType, new_event
+from streams.client.sdk import AgentMem
 from streams.settings import Settings
 from tests.integration.harness import WorkerProcess, api_process, isolated_settings
 

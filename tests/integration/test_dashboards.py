@@ -31,11 +31,11 @@ from typing import Any
 import httpx
 import pytest
 
-from processors.events import new_event
+from processors.core.events import new_event
+from streams.client.topics import Topics
 from streams.settings import PROJECT_ROOT, Settings
 from streams.stack import scrape_targets
 from streams.stack.components import port_open
-from streams.topics import Topics
 from tests.integration.harness import (
     TopicReader,
     WorkerProcess,

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from loadgen.fake_answers import decide
+from loadgen.fake_llm.answers import decide
 from loadgen.synth import SynthConfig, synth_events
-from processors.events import MemoryEvent, new_event
-from streams.requeue import requeue
+from processors.core.events import MemoryEvent, new_event
+from streams.service.requeue import requeue
 from streams.settings import Settings
 from tests.integration.harness import (
     TopicReader,

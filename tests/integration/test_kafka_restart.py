@@ -30,14 +30,14 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import OutOfOrderSequenceNumber
 
-from processors.errors import is_retriable
-from processors.events import EventType, new_event
-from processors.kafka_sink import KafkaRecordSink, ResilientProducer, durable_producer
-from processors.records import OutRecord
-from processors.retry import Backoff, retry_forever
-from streams.publisher import EventPublisher
+from processors.adapters.kafka_sink import KafkaRecordSink, ResilientProducer, durable_producer
+from processors.core.errors import is_retriable
+from processors.core.events import EventType, new_event
+from processors.core.records import OutRecord
+from processors.core.retry import Backoff, retry_forever
+from streams.client.publisher import EventPublisher
+from streams.client.topics import Topics, ensure_topics
 from streams.settings import Settings
-from streams.topics import Topics, ensure_topics
 from tests.integration.harness import TopicReader
 from tests.integration.private_kafka import PrivateKafka, running_private_kafka
 

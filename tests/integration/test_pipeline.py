@@ -13,8 +13,8 @@ import pytest
 import weaviate
 from aiokafka import AIOKafkaProducer
 
-from processors.embedding import Embedder
-from processors.events import new_event
+from processors.adapters.embedding import Embedder
+from processors.core.events import new_event
 from streams.settings import Settings
 from streams.stack import process, supervisor
 from streams.stack.components import Weaviate

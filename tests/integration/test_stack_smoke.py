@@ -14,7 +14,7 @@ from weaviate.classes.config import Configure, DataType, Property
 from weaviate.classes.data import DataObject
 from weaviate.classes.tenants import Tenant
 
-from processors.embedding import Embedder
+from processors.adapters.embedding import Embedder
 from streams.settings import Settings
 from streams.stack import supervisor
 from streams.stack.modelpack import pack_dir

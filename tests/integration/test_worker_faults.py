@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from processors.events import new_event
-from streams.publisher import EventPublisher
+from processors.core.events import new_event
+from streams.client.publisher import EventPublisher
 from streams.settings import Settings
 from tests.integration.harness import (
     PipelineTopics,

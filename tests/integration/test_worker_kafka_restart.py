@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from streams.client.topics import Topics
 from streams.settings import Settings
-from streams.topics import Topics
 from tests.integration.harness import (
     TopicReader,
     WorkerProcess,

@@ -1,0 +1,153 @@
+"""The enrichment prompts: versioned files, their answer schemas, packing and parsing. Pure.
+
+A prompt's system text lives in ``processors/core/prompts/<kind>.<version>.md``; the
+user message is JSON (``{"task": kind, "items": [...]}``) so that many memories
+fit one request and the answer (``{"results": [...]}``, one per item id) can be
+checked against a JSON schema item by item: a malformed item fails alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROMPT_DIR = Path(__file__).resolve().parent / "prompts"
+
+
+class PromptKind(StrEnum):
+    FACTS = "facts"
+    IMPORTANCE = "importance"
+    DECISION = "decision"
+
+
+class _Strict(BaseModel):
+    # strict: "0.7" or true is not an importance, whatever a lenient model sends
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class FactsResult(_Strict):
+    id: str
+    facts: list[str] = Field(max_length=32)
+
+
+class ImportanceResult(_Strict):
+    id: str
+    importance: float = Field(ge=0.0, le=1.0)
+
+
+class DecisionResult(_Strict):
+    id: str
+    action: Literal["ADD", "UPDATE", "DELETE", "NOOP"]
+    target: str | None = None
+    text: str | None = None
+
+
+RESULT_MODELS: dict[PromptKind, type[_Strict]] = {
+    PromptKind.FACTS: FactsResult,
+    PromptKind.IMPORTANCE: ImportanceResult,
+    PromptKind.DECISION: DecisionResult,
+}
+
+_ITEM_SCHEMAS: dict[PromptKind, dict[str, Any]] = {
+    PromptKind.FACTS: {
+        "id": {"type": "string"},
+        "facts": {"type": "array", "items": {"type": "string"}},
+    },
+    PromptKind.IMPORTANCE: {
+        "id": {"type": "string"},
+        "importance": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+    PromptKind.DECISION: {
+        "id": {"type": "string"},
+        "action": {"type": "string", "enum": ["ADD", "UPDATE", "DELETE", "NOOP"]},
+        "target": {"type": ["string", "null"]},
+        "text": {"type": ["string", "null"]},
+    },
+}
+
+
+def answer_schema(kind: PromptKind) -> dict[str, Any]:
+    """The JSON schema of one whole answer (strict: every property required)."""
+    props = _ITEM_SCHEMAS[kind]
+    item = {
+        "type": "object",
+        "properties": props,
+        "required": list(props),
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {"results": {"type": "array", "items": item}},
+        "required": ["results"],
+        "additionalProperties": False,
+    }
+
+
+@dataclass(frozen=True)
+class Prompt:
+    kind: PromptKind
+    version: str  # e.g. "facts.v1": part of every cache key
+    system: str
+
+    def messages(self, items: list[dict[str, Any]]) -> list[dict[str, str]]:
+        user = json.dumps({"task": self.kind.value, "items": items}, ensure_ascii=False)
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
+
+    def response_format(self) -> dict[str, Any]:
+        return {
+            "type": "json_schema",
+            "json_schema": {
+                "name": f"agentmem_{self.kind.value}",
+                "schema": answer_schema(self.kind),
+                "strict": True,
+            },
+        }
+
+
+def load_prompt(kind: PromptKind, version: str, directory: Path = PROMPT_DIR) -> Prompt:
+    path = directory / f"{kind.value}.{version}.md"
+    if not path.is_file():
+        raise FileNotFoundError(f"no prompt file {path}")
+    return Prompt(kind, f"{kind.value}.{version}", path.read_text(encoding="utf-8").strip())
+
+
+def cache_key(kind: PromptKind, model: str, prompt_version: str, item: dict[str, Any]) -> str:
+    """Hash of everything an answer depends on; the item's id is not part of it."""
+    content = {k: v for k, v in item.items() if k != "id"}
+    blob = json.dumps([kind.value, model, prompt_version, content], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class AnswerError(ValueError):
+    """The answer as a whole is unusable (not JSON, wrong shape)."""
+
+
+def parse_answer(kind: PromptKind, content: str | None, ids: list[str]) -> dict[str, _Strict]:
+    """The valid results by item id; items missing or malformed are simply absent."""
+    if not content:
+        raise AnswerError("empty answer")
+    try:
+        doc = json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise AnswerError(f"answer is not JSON: {exc}") from exc
+    results = doc.get("results") if isinstance(doc, dict) else None
+    if not isinstance(results, list):
+        raise AnswerError("answer has no results list")
+    wanted = set(ids)
+    model = RESULT_MODELS[kind]
+    valid: dict[str, _Strict] = {}
+    for raw in results:
+        try:
+            result = model.model_validate(raw)
+        except ValidationError:
+            continue
+        rid = getattr(result, "id", None)
+        if rid in wanted and rid not in valid:
+            valid[rid] = result
+    return valid

@@ -1,0 +1,172 @@
+"""Decide what a batch of valid events does, against the memories' current state. Pure.
+
+Events on one memory apply in batch order (they share a partition, so they arrive
+in publish order); a batch-local overlay makes the second event on a memory see the
+first one's result. Nothing here does I/O: the caller supplies ``lookup``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+from processors.core.events import EventType, MemoryEvent
+from processors.core.state import MemoryState, content_hash, memory_key
+
+
+class Kind(StrEnum):
+    UPSERT = "upsert"
+    DELETE = "delete"
+    ERASE = "erase"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One change that takes effect: a new version of a memory."""
+
+    index: int  # position of the event in the batch
+    event: MemoryEvent
+    key: str
+    kind: Kind
+    before: MemoryState | None
+    after: MemoryState
+
+
+@dataclass(frozen=True)
+class NoOp:
+    index: int
+    event: MemoryEvent
+    key: str
+    reason: str  # duplicate_event | unchanged | already_deleted | not_found | already_erased
+    # The state with this event's id remembered, so that a re-delivery stays a no-op
+    # even after newer changes (it must never be judged again against them).
+    after: MemoryState
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A well-formed event that cannot apply to the memory's state (dead-lettered)."""
+
+    index: int
+    event: MemoryEvent
+    reason: str
+    detail: str
+    key: str
+    after: MemoryState  # as for NoOp: a refusal counts as applied for re-delivery
+
+
+@dataclass
+class BatchPlan:
+    applied: list[Applied] = field(default_factory=list)
+    noops: list[NoOp] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+    # key -> (batch index of its last event, state after the batch) for every memory
+    # whose state the batch changed, no-ops and refusals included (see NoOp.after)
+    states: dict[str, tuple[int, MemoryState]] = field(default_factory=dict)
+
+    def final_changes(self) -> list[Applied]:
+        """The last change per memory: what Weaviate must end up holding."""
+        last: dict[str, Applied] = {}
+        for change in self.applied:
+            last[change.key] = change
+        return list(last.values())
+
+
+def _upserted(
+    event: MemoryEvent, before: MemoryState | None, content: str, now: datetime
+) -> MemoryState:
+    """A new live version; agent, run and metadata carry over from a live memory if omitted."""
+    prior = before if before is not None and before.live else None
+    return MemoryState(
+        version=(before.version if before else 0) + 1,
+        content=content,
+        content_hash=content_hash(content),
+        created_at=prior.created_at if prior else now.isoformat(),
+        agent_id=event.agent_id or (prior.agent_id if prior else None),
+        run_id=event.run_id or (prior.run_id if prior else None),
+        metadata=event.metadata or (prior.metadata if prior else {}),
+        event_ids=before.remember(event.event_id) if before else (event.event_id,),
+    )
+
+
+def _remembered(event: MemoryEvent, before: MemoryState | None) -> MemoryState:
+    """``before`` with the event's id remembered; for a memory never seen, a placeholder
+    at version 0 (deleted, nothing stored) that only carries the id."""
+    if before is None:
+        return MemoryState(
+            version=0, content=None, content_hash=None, deleted=True, event_ids=(event.event_id,)
+        )
+    return replace(before, event_ids=before.remember(event.event_id))
+
+
+def decide(
+    index: int, event: MemoryEvent, before: MemoryState | None, now: datetime
+) -> Applied | NoOp | Refused:
+    """The rule for one event against the memory's state before it.
+
+    A state at version 0 is a placeholder that only remembers event ids (of no-ops
+    and refusals on a memory that never existed): it counts as no memory at all."""
+    key = memory_key(event.tenant, event.resolved_memory_id)
+    if before is not None and before.seen(event.event_id):
+        return NoOp(index, event, key, "duplicate_event", before)
+    known = before is not None and before.version > 0
+    live = known and before is not None and before.live
+    if event.type in (EventType.ADD, EventType.UPDATE):
+        content = event.content or ""
+        if event.type == EventType.UPDATE and not live:
+            detail = "memory was erased" if before and before.erased else "no such live memory"
+            return Refused(
+                index, event, "memory_not_found", detail, key, _remembered(event, before)
+            )
+        if live and before and before.content_hash == content_hash(content):
+            same_meta = not event.metadata or event.metadata == before.metadata
+            if same_meta and event.vector is None:
+                return NoOp(index, event, key, "unchanged", _remembered(event, before))
+        return Applied(
+            index, event, key, Kind.UPSERT, before, _upserted(event, before, content, now)
+        )
+    if event.type == EventType.DELETE:
+        if not live or before is None:
+            reason = "already_deleted" if known else "not_found"
+            return NoOp(index, event, key, reason, _remembered(event, before))
+        after = replace(
+            before,
+            version=before.version + 1,
+            content=None,
+            content_hash=None,
+            deleted=True,
+            event_ids=before.remember(event.event_id),
+        )
+        return Applied(index, event, key, Kind.DELETE, before, after)
+    # ERASE
+    if before is None or not known:
+        return NoOp(index, event, key, "not_found", _remembered(event, before))
+    if before.erased:
+        return NoOp(index, event, key, "already_erased", _remembered(event, before))
+    return Applied(index, event, key, Kind.ERASE, before, before.purged(event.event_id))
+
+
+def plan_batch(
+    events: Sequence[tuple[int, MemoryEvent]],
+    lookup: Callable[[str], MemoryState | None],
+    now: datetime,
+) -> BatchPlan:
+    """Apply the rules to each event in order, each seeing the ones before it."""
+    plan = BatchPlan()
+    overlay: dict[str, MemoryState] = {}
+    for index, event in events:
+        key = memory_key(event.tenant, event.resolved_memory_id)
+        before = overlay[key] if key in overlay else lookup(key)
+        outcome = decide(index, event, before, now)
+        if isinstance(outcome, Applied):
+            plan.applied.append(outcome)
+        elif isinstance(outcome, NoOp):
+            plan.noops.append(outcome)
+        else:
+            plan.refused.append(outcome)
+        if outcome.after is not before:  # a duplicate changes nothing
+            overlay[key] = outcome.after
+            plan.states[key] = (index, outcome.after)
+    return plan

@@ -1,0 +1,180 @@
+"""One enrichment processor (facts, importance or decision): cache, pack, ask, retry.
+
+Items are looked up in ``llm_cache`` first; the misses are packed into balanced
+prompts of at most ``batch_size`` memories, sent with at most ``concurrency``
+requests in flight, and retried (backoff with full jitter) for the items that
+failed or came back malformed. What still fails after ``attempts`` is reported
+as a Failure with the last reason; nothing raises out of ``run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from processors.adapters.llm_client import LlmError
+from processors.core.llm_prompts import AnswerError, Prompt, cache_key, parse_answer
+from processors.core.retry import Backoff
+from processors.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class Cache(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, value: bytes) -> None: ...
+
+
+class Completer(Protocol):
+    async def complete(
+        self, kind: str, messages: list[dict[str, str]], response_format: dict[str, Any]
+    ) -> str: ...
+
+
+@dataclass(frozen=True)
+class Failure:
+    reason: str  # the last outcome: timeout, rate_limited, circuit_open, invalid_answer, ...
+    detail: str
+
+
+Result = dict[str, Any] | Failure
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    batch_size: int = 16
+    concurrency: int = 4
+    attempts: int = 4
+    backoff: Backoff = field(default_factory=lambda: Backoff(base_s=0.5, cap_s=8.0))
+
+
+def balanced_chunks(keys: list[str], size: int) -> list[list[str]]:
+    """ceil(n / size) chunks whose sizes differ by at most one."""
+    if not keys:
+        return []
+    count = math.ceil(len(keys) / size)
+    step, extra = divmod(len(keys), count)
+    chunks, start = [], 0
+    for i in range(count):
+        end = start + step + (1 if i < extra else 0)
+        chunks.append(keys[start:end])
+        start = end
+    return chunks
+
+
+class Processor:
+    def __init__(
+        self,
+        prompt: Prompt,
+        completer: Completer,
+        cache: Cache,
+        model: str,
+        config: ProcessorConfig,
+        metrics: Metrics,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.prompt, self.completer, self.cache, self.model = prompt, completer, cache, model
+        self.config, self.metrics, self.sleep = config, metrics, sleep
+        self.kind = prompt.kind.value
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._rng = random.Random()
+
+    async def run(self, items: dict[str, dict[str, Any]]) -> dict[str, Result]:
+        """The result of every item (by item id): cached, answered, or a Failure."""
+        results: dict[str, Result] = {}
+        keys: dict[str, str] = {}
+        # Items with the same cache key (same content) are asked once and share the answer.
+        same: dict[str, list[str]] = {}
+        for item_id, payload in items.items():
+            key = cache_key(self.prompt.kind, self.model, self.prompt.version, payload)
+            cached = self.cache.get(key)
+            if cached is not None:
+                self.metrics.llm_cache.labels(self.kind, "hit").inc()
+                results[item_id] = json.loads(cached)
+                continue
+            self.metrics.llm_cache.labels(self.kind, "miss").inc()
+            if key in same:
+                same[key].append(item_id)
+            else:
+                same[key] = [item_id]
+                keys[item_id] = key
+        chunks = balanced_chunks(list(keys), self.config.batch_size)
+        answered = await asyncio.gather(
+            *(self._chunk({i: items[i] for i in chunk}, keys) for chunk in chunks)
+        )
+        for part in answered:
+            for item_id, result in part.items():
+                for twin in same[keys[item_id]]:
+                    results[twin] = result
+        return results
+
+    async def _chunk(
+        self, items: dict[str, dict[str, Any]], keys: dict[str, str]
+    ) -> dict[str, Result]:
+        results: dict[str, Result] = {}
+        pending = dict(items)
+        last = Failure("not_attempted", "no attempt was made")
+        not_before = 0.0  # an open circuit says when asking again can help
+        for attempt in range(self.config.attempts):
+            if attempt:
+                delay = self.config.backoff.delay(attempt - 1, self._rng)
+                # past the breaker's cooldown (plus jitter), so that attempts are not all
+                # spent while it is open and the probe gets its chance
+                if not_before:
+                    delay = max(delay, not_before + self._rng.uniform(0, delay))
+                await self.sleep(delay)
+            not_before = 0.0
+            try:
+                answered = await self._ask(pending)
+            except LlmError as exc:
+                not_before = exc.retry_after_s
+                last = Failure(exc.outcome, exc.detail)
+                if not exc.retriable:
+                    break
+                continue
+            except AnswerError as exc:
+                last = Failure("invalid_answer", str(exc))
+                continue
+            for item_id, value in answered.items():
+                self.cache.put(keys[item_id], json.dumps(value, separators=(",", ":")).encode())
+                results[item_id] = value
+                del pending[item_id]
+            if not pending:
+                return results
+            last = Failure("invalid_answer", f"{len(pending)} item(s) missing from the answer")
+        for item_id in pending:
+            results[item_id] = last
+        log.warning(
+            "%s: %d item(s) failed after %d attempt(s): %s (%s)",
+            self.kind,
+            len(pending),
+            self.config.attempts,
+            last.reason,
+            last.detail,
+        )
+        return results
+
+    async def _ask(self, items: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """One request for ``items``; the valid results without their ids."""
+        packed = [{"id": item_id, **payload} for item_id, payload in items.items()]
+        async with self._slots:
+            self.metrics.llm_prompt_items.labels(self.kind).observe(len(packed))
+            content = await self.completer.complete(
+                self.kind, self.prompt.messages(packed), self.prompt.response_format()
+            )
+        try:
+            parsed = parse_answer(self.prompt.kind, content, list(items))
+        except AnswerError:
+            self.metrics.llm_requests.labels(self.kind, "invalid_answer").inc()
+            raise
+        self.metrics.llm_requests.labels(
+            self.kind, "ok" if len(parsed) == len(items) else "invalid_answer"
+        ).inc()
+        return {i: r.model_dump(exclude={"id"}) for i, r in parsed.items()}

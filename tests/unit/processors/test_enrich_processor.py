@@ -1,0 +1,476 @@
+"""Processor.run against a fake completer and an in-memory cache: packing, retries, caching."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from processors.adapters.llm_client import LlmError
+from processors.core.llm_prompts import Prompt, PromptKind, cache_key
+from processors.core.retry import Backoff
+from processors.metrics import build_metrics
+from processors.stages.enrich_processor import (
+    Failure,
+    Processor,
+    ProcessorConfig,
+    balanced_chunks,
+)
+
+MODEL = "test-model"
+PROMPT = Prompt(PromptKind.FACTS, "facts.v1", "You extract facts.")
+BACKOFF = Backoff(base_s=0.5, cap_s=8.0)
+
+Reply = str | Exception
+Script = Callable[[int, list[dict[str, Any]]], Reply]
+
+# -- balanced_chunks ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "size", "sizes"),
+    [
+        (0, 4, []),
+        (1, 4, [1]),
+        (4, 4, [4]),
+        (5, 4, [3, 2]),
+        (9, 4, [3, 3, 3]),
+        (10, 4, [4, 3, 3]),
+        (16, 16, [16]),
+        (17, 16, [9, 8]),
+        (33, 16, [11, 11, 11]),
+        (35, 16, [12, 12, 11]),
+        (3, 1, [1, 1, 1]),
+        (7, 100, [7]),
+    ],
+)
+def test_balanced_chunk_sizes(n: int, size: int, sizes: list[int]) -> None:
+    keys = [f"k{i}" for i in range(n)]
+    chunks = balanced_chunks(keys, size)
+    assert [len(c) for c in chunks] == sizes
+    assert [k for c in chunks for k in c] == keys  # every key once, in order
+
+
+# -- fakes --------------------------------------------------------------------------------
+
+
+def facts_reply(items: list[dict[str, Any]]) -> str:
+    return json.dumps({"results": [{"id": i["id"], "facts": [i["memory"].upper()]} for i in items]})
+
+
+class FakeCompleter:
+    """Answers with ``script(call_number, items)``; counts calls and requests in flight."""
+
+    def __init__(self, script: Script | None = None, yields: int = 5) -> None:
+        self.script: Script = script or (lambda n, items: facts_reply(items))
+        self.yields = yields
+        self.calls: list[list[dict[str, Any]]] = []
+        self.kinds: list[str] = []
+        self.messages: list[list[dict[str, str]]] = []
+        self.formats: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def complete(
+        self, kind: str, messages: list[dict[str, str]], response_format: dict[str, Any]
+    ) -> str:
+        payload = json.loads(messages[1]["content"])
+        self.calls.append(payload["items"])
+        self.kinds.append(kind)
+        self.messages.append(messages)
+        self.formats.append(response_format)
+        number = len(self.calls)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            for _ in range(self.yields):
+                await asyncio.sleep(0)
+            reply = self.script(number, payload["items"])
+        finally:
+            self.in_flight -= 1
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def ids(self) -> list[list[str]]:
+        return [[i["id"] for i in call] for call in self.calls]
+
+
+class DictCache:
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.puts: list[str] = []
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, key: str, value: bytes) -> None:
+        self.puts.append(key)
+        self.data[key] = value
+
+
+class FakeSleep:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+class Harness:
+    def __init__(
+        self,
+        completer: FakeCompleter | None = None,
+        cache: DictCache | None = None,
+        batch_size: int = 16,
+        concurrency: int = 4,
+        attempts: int = 4,
+    ) -> None:
+        self.registry = CollectorRegistry()
+        self.completer = completer or FakeCompleter()
+        self.cache = cache or DictCache()
+        self.sleep = FakeSleep()
+        self.processor = Processor(
+            PROMPT,
+            self.completer,
+            self.cache,
+            MODEL,
+            ProcessorConfig(
+                batch_size=batch_size, concurrency=concurrency, attempts=attempts, backoff=BACKOFF
+            ),
+            build_metrics(self.registry),
+            sleep=self.sleep,
+        )
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else value
+
+    def cache_counts(self) -> tuple[float, float]:
+        return (
+            self.metric("agentmem_llm_cache_total", kind="facts", result="hit"),
+            self.metric("agentmem_llm_cache_total", kind="facts", result="miss"),
+        )
+
+    def requests(self, outcome: str) -> float:
+        return self.metric("agentmem_llm_requests_total", kind="facts", outcome=outcome)
+
+
+def memories(*texts: str) -> dict[str, dict[str, Any]]:
+    return {f"m{i}": {"memory": t} for i, t in enumerate(texts)}
+
+
+def key_of(payload: dict[str, Any]) -> str:
+    return cache_key(PromptKind.FACTS, MODEL, "facts.v1", payload)
+
+
+# -- the happy path -----------------------------------------------------------------------
+
+
+async def test_no_items_no_requests() -> None:
+    h = Harness()
+    assert await h.processor.run({}) == {}
+    assert h.completer.calls == []
+    assert h.cache_counts() == (0.0, 0.0)
+
+
+async def test_misses_are_packed_into_balanced_requests() -> None:
+    h = Harness(batch_size=2)
+    items = memories("a", "b", "c", "d", "e")
+    results = await h.processor.run(items)
+    assert results == {f"m{i}": {"facts": [t.upper()]} for i, t in enumerate("abcde")}
+    assert sorted(len(c) for c in h.completer.calls) == [1, 2, 2]
+    assert sorted(i for ids in h.completer.ids() for i in ids) == sorted(items)
+    assert h.cache_counts() == (0.0, 5.0)
+    assert h.requests("ok") == 3.0
+    assert h.requests("invalid_answer") == 0.0
+    assert h.metric("agentmem_llm_prompt_items_count", kind="facts") == 3.0
+    assert h.metric("agentmem_llm_prompt_items_sum", kind="facts") == 5.0
+    assert h.sleep.delays == []
+
+
+async def test_request_carries_kind_prompt_items_and_schema() -> None:
+    h = Harness()
+    await h.processor.run({"x": {"memory": "Alice lives in London"}})
+    assert h.completer.kinds == ["facts"]
+    messages = h.completer.messages[0]
+    assert messages[0] == {"role": "system", "content": "You extract facts."}
+    assert json.loads(messages[1]["content"]) == {
+        "task": "facts",
+        "items": [{"id": "x", "memory": "Alice lives in London"}],
+    }
+    assert h.completer.formats == [PROMPT.response_format()]
+
+
+@pytest.mark.parametrize(("n", "batch_size", "requests"), [(1, 16, 1), (16, 16, 1), (17, 16, 2)])
+async def test_request_count_is_ceil_of_misses_over_batch_size(
+    n: int, batch_size: int, requests: int
+) -> None:
+    h = Harness(batch_size=batch_size)
+    await h.processor.run(memories(*(f"t{i}" for i in range(n))))
+    assert len(h.completer.calls) == requests
+
+
+async def test_concurrency_bound_is_respected() -> None:
+    h = Harness(batch_size=2, concurrency=3)
+    results = await h.processor.run(memories(*(f"t{i}" for i in range(12))))
+    assert len(results) == 12
+    assert len(h.completer.calls) == 6
+    assert h.completer.max_in_flight == 3
+
+
+async def test_concurrency_of_one_serialises_requests() -> None:
+    h = Harness(batch_size=1, concurrency=1)
+    await h.processor.run(memories("a", "b", "c"))
+    assert len(h.completer.calls) == 3
+    assert h.completer.max_in_flight == 1
+
+
+# -- the cache ----------------------------------------------------------------------------
+
+
+async def test_cache_hits_skip_the_llm() -> None:
+    cache = DictCache()
+    cache.data[key_of({"memory": "a"})] = b'{"facts":["from cache a"]}'
+    cache.data[key_of({"memory": "b"})] = b'{"facts":["from cache b"]}'
+    h = Harness(cache=cache)
+    results = await h.processor.run(memories("a", "b", "c"))
+    assert results == {
+        "m0": {"facts": ["from cache a"]},
+        "m1": {"facts": ["from cache b"]},
+        "m2": {"facts": ["C"]},
+    }
+    assert h.completer.ids() == [["m2"]]
+    assert h.cache_counts() == (2.0, 1.0)
+
+
+async def test_all_hits_make_no_request() -> None:
+    cache = DictCache()
+    cache.data[key_of({"memory": "a"})] = b'{"facts":[]}'
+    h = Harness(cache=cache)
+    assert await h.processor.run({"q": {"memory": "a"}}) == {"q": {"facts": []}}
+    assert h.completer.calls == []
+    assert h.cache_counts() == (1.0, 0.0)
+    assert h.requests("ok") == 0.0
+
+
+async def test_answers_are_cached_without_ids_so_a_second_run_asks_nothing() -> None:
+    cache = DictCache()
+    first = Harness(cache=cache, batch_size=2)
+    results = await first.processor.run(memories("a", "b", "c"))
+    assert len(first.completer.calls) == 2
+    assert cache.data == {
+        key_of({"memory": "a"}): b'{"facts":["A"]}',
+        key_of({"memory": "b"}): b'{"facts":["B"]}',
+        key_of({"memory": "c"}): b'{"facts":["C"]}',
+    }
+    second = Harness(cache=cache, batch_size=2)
+    # other ids, same content: the id is not part of the key
+    again = await second.processor.run({"x": {"memory": "a"}, "y": {"memory": "c"}})
+    assert second.completer.calls == []
+    assert again == {"x": results["m0"], "y": results["m2"]}
+    assert second.cache_counts() == (2.0, 0.0)
+
+
+async def test_same_processor_second_run_is_all_hits() -> None:
+    h = Harness()
+    items = memories("a", "b")
+    first = await h.processor.run(items)
+    second = await h.processor.run(items)
+    assert first == second
+    assert len(h.completer.calls) == 1
+    assert h.cache_counts() == (2.0, 2.0)
+
+
+async def test_failures_are_not_cached() -> None:
+    completer = FakeCompleter(lambda n, items: LlmError("rejected", "400", False))
+    h = Harness(completer=completer)
+    results = await h.processor.run(memories("a"))
+    assert results == {"m0": Failure("rejected", "400")}
+    assert h.cache.data == {}
+
+
+# -- retries ------------------------------------------------------------------------------
+
+
+async def test_items_missing_from_an_answer_are_retried_alone() -> None:
+    def script(n: int, items: list[dict[str, Any]]) -> Reply:
+        return facts_reply(items[:1]) if n == 1 else facts_reply(items)
+
+    h = Harness(completer=FakeCompleter(script))
+    results = await h.processor.run(memories("a", "b", "c"))
+    assert results == {"m0": {"facts": ["A"]}, "m1": {"facts": ["B"]}, "m2": {"facts": ["C"]}}
+    assert h.completer.ids() == [["m0", "m1", "m2"], ["m1", "m2"]]
+    assert h.requests("invalid_answer") == 1.0
+    assert h.requests("ok") == 1.0
+    assert len(h.sleep.delays) == 1
+    assert 0.25 <= h.sleep.delays[0] <= 0.5
+    # the item answered first was cached at once
+    assert h.cache.puts[0] == key_of({"memory": "a"})
+
+
+async def test_malformed_item_is_retried_alone() -> None:
+    def script(n: int, items: list[dict[str, Any]]) -> Reply:
+        results: list[dict[str, Any]] = [
+            {"id": i["id"], "facts": [i["memory"]]} for i in items if i["memory"] != "bad"
+        ]
+        results += [{"id": i["id"], "facts": "oops"} for i in items if i["memory"] == "bad"]
+        if n > 1:
+            results = [{"id": i["id"], "facts": ["fixed"]} for i in items]
+        return json.dumps({"results": results})
+
+    h = Harness(completer=FakeCompleter(script))
+    results = await h.processor.run(memories("ok", "bad"))
+    assert results == {"m0": {"facts": ["ok"]}, "m1": {"facts": ["fixed"]}}
+    assert h.completer.ids() == [["m0", "m1"], ["m1"]]
+
+
+async def test_item_never_answered_fails_after_attempts() -> None:
+    def script(n: int, items: list[dict[str, Any]]) -> Reply:
+        return facts_reply([i for i in items if i["memory"] != "lost"])
+
+    h = Harness(completer=FakeCompleter(script), attempts=3)
+    results = await h.processor.run(memories("a", "lost"))
+    assert results == {
+        "m0": {"facts": ["A"]},
+        "m1": Failure("invalid_answer", "1 item(s) missing from the answer"),
+    }
+    assert h.completer.ids() == [["m0", "m1"], ["m1"], ["m1"]]
+    assert h.requests("invalid_answer") == 3.0
+    assert h.requests("ok") == 0.0
+    assert len(h.sleep.delays) == 2
+
+
+async def test_retriable_errors_retry_up_to_attempts_and_report_the_last() -> None:
+    errors = [
+        LlmError("timeout", "read timed out", True),
+        LlmError("server_error", "502 bad gateway", True),
+        LlmError("rate_limited", "429 slow down", True),
+    ]
+    h = Harness(completer=FakeCompleter(lambda n, items: errors[n - 1]), attempts=3)
+    results = await h.processor.run(memories("a", "b"))
+    assert results == {
+        "m0": Failure("rate_limited", "429 slow down"),
+        "m1": Failure("rate_limited", "429 slow down"),
+    }
+    assert len(h.completer.calls) == 3
+    assert len(h.sleep.delays) == 2
+    assert 0.25 <= h.sleep.delays[0] <= 0.5  # backoff attempt 0: up to base
+    assert 0.25 <= h.sleep.delays[1] <= 1.0  # attempt 1: up to 2 * base
+    assert h.cache.data == {}
+
+
+async def test_retriable_error_then_answer_succeeds() -> None:
+    def script(n: int, items: list[dict[str, Any]]) -> Reply:
+        return LlmError("timeout", "t", True) if n == 1 else facts_reply(items)
+
+    h = Harness(completer=FakeCompleter(script))
+    assert await h.processor.run(memories("a")) == {"m0": {"facts": ["A"]}}
+    assert len(h.completer.calls) == 2
+    assert len(h.sleep.delays) == 1
+    assert h.requests("ok") == 1.0
+
+
+async def test_non_retriable_error_stops_at_once() -> None:
+    completer = FakeCompleter(lambda n, items: LlmError("rejected", "400 bad request", False))
+    h = Harness(completer=completer, attempts=4)
+    results = await h.processor.run(memories("a", "b"))
+    assert results == {
+        "m0": Failure("rejected", "400 bad request"),
+        "m1": Failure("rejected", "400 bad request"),
+    }
+    assert len(h.completer.calls) == 1
+    assert h.sleep.delays == []
+
+
+async def test_non_retriable_after_retriable_reports_non_retriable() -> None:
+    def script(n: int, items: list[dict[str, Any]]) -> Reply:
+        if n == 1:
+            return LlmError("timeout", "t", True)
+        return LlmError("rejected", "context too long", False)
+
+    h = Harness(completer=FakeCompleter(script), attempts=5)
+    results = await h.processor.run(memories("a"))
+    assert results == {"m0": Failure("rejected", "context too long")}
+    assert len(h.completer.calls) == 2
+    assert len(h.sleep.delays) == 1
+
+
+async def test_unusable_answers_are_retried_then_invalid_answer() -> None:
+    h = Harness(completer=FakeCompleter(lambda n, items: "not json"), attempts=3)
+    results = await h.processor.run(memories("a"))
+    failure = results["m0"]
+    assert isinstance(failure, Failure)
+    assert failure.reason == "invalid_answer"
+    assert failure.detail.startswith("answer is not JSON: ")
+    assert len(h.completer.calls) == 3
+    assert h.requests("invalid_answer") == 3.0
+    assert len(h.sleep.delays) == 2
+
+
+async def test_empty_answer_then_good_answer() -> None:
+    def script(n: int, items: list[dict[str, Any]]) -> Reply:
+        return "" if n == 1 else facts_reply(items)
+
+    h = Harness(completer=FakeCompleter(script))
+    assert await h.processor.run(memories("a")) == {"m0": {"facts": ["A"]}}
+    assert h.requests("invalid_answer") == 1.0
+    assert h.requests("ok") == 1.0
+
+
+async def test_last_reason_wins_when_reasons_differ() -> None:
+    def script(n: int, items: list[dict[str, Any]]) -> Reply:
+        return LlmError("timeout", "slow", True) if n == 1 else "{}"
+
+    h = Harness(completer=FakeCompleter(script), attempts=2)
+    assert await h.processor.run(memories("a")) == {
+        "m0": Failure("invalid_answer", "answer has no results list")
+    }
+
+
+async def test_a_failing_chunk_does_not_spoil_the_others() -> None:
+    def script(n: int, items: list[dict[str, Any]]) -> Reply:
+        if any(i["memory"] == "poison" for i in items):
+            return LlmError("rejected", "content policy", False)
+        return facts_reply(items)
+
+    h = Harness(completer=FakeCompleter(script), batch_size=1)
+    results = await h.processor.run(memories("a", "poison", "c"))
+    assert results == {
+        "m0": {"facts": ["A"]},
+        "m1": Failure("rejected", "content policy"),
+        "m2": {"facts": ["C"]},
+    }
+    assert set(h.cache.data) == {key_of({"memory": "a"}), key_of({"memory": "c"})}
+
+
+async def test_zero_attempts_reports_not_attempted() -> None:
+    h = Harness(attempts=0)
+    assert await h.processor.run(memories("a")) == {
+        "m0": Failure("not_attempted", "no attempt was made")
+    }
+    assert h.completer.calls == []
+
+
+def test_default_config() -> None:
+    config = ProcessorConfig()
+    assert (config.batch_size, config.concurrency, config.attempts) == (16, 4, 4)
+    assert config.backoff == Backoff(base_s=0.5, cap_s=8.0)
+
+
+async def test_an_open_circuit_defers_the_next_attempt_past_its_cooldown() -> None:
+    script: Script = lambda n, items: (  # noqa: E731
+        LlmError("circuit_open", "circuit open", True, retry_after_s=7.0)
+        if n == 1
+        else facts_reply(items)
+    )
+    h = Harness(completer=FakeCompleter(script), attempts=2)
+    results = await h.processor.run(memories("a"))
+    assert results == {"m0": {"facts": ["A"]}}
+    assert len(h.sleep.delays) == 1
+    # not the 0.25-0.5 s of plain backoff: the breaker said 7 s, plus jitter
+    assert 7.0 <= h.sleep.delays[0] <= 7.5

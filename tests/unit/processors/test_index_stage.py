@@ -1,0 +1,562 @@
+"""IndexStage.process against in-memory fakes of state, embedder, Weaviate and Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from processors.adapters.weaviate.store import DeleteItem, ObjectError, UpsertItem, object_uuid
+from processors.core.events import EventType, MemoryEvent, new_event
+from processors.core.records import OutRecord, SourceRef
+from processors.core.retry import Backoff
+from processors.core.state import MemoryState, memory_key
+from processors.core.validation import Limits
+from processors.metrics import build_metrics
+from processors.stages.index import BatchReport, Incoming, IndexConfig, IndexStage
+from processors.stages.object_writes import WritePolicy
+
+HISTORY = "memory.history"
+DEADLETTER = "memory.deadletter"
+INDEXED = "memory.indexed"
+T0 = datetime(2024, 1, 1, 8, 0, tzinfo=UTC)
+NOW = T0 + timedelta(seconds=5)
+TENANT = "acme"
+
+
+# -- fakes ----------------------------------------------------------------------------
+
+
+class DictState:
+    def __init__(self) -> None:
+        self.data: dict[str, MemoryState] = {}
+        self.puts: list[str] = []
+
+    def get(self, handle: object, key: str) -> MemoryState | None:
+        return self.data.get(key)
+
+    def put(self, handle: object, key: str, state: MemoryState) -> None:
+        self.puts.append(key)
+        self.data[key] = state
+
+
+class BrokenState(DictState):
+    """A programming error in the state table: every read fails (not transient)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets = 0
+
+    def get(self, handle: object, key: str) -> MemoryState | None:
+        self.gets += 1
+        raise RuntimeError("state table bug")
+
+
+def unit_vector(text: str) -> list[float]:
+    digest = hashlib.sha256(text.encode()).digest()
+    raw = [b + 1.0 for b in digest[:4]]
+    norm = math.sqrt(sum(v * v for v in raw))
+    return [v / norm for v in raw]
+
+
+class FakeEmbedder:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.texts: list[str] = []
+
+    def embed(self, texts: Sequence[str], batch_size: int = 256) -> list[list[float]]:
+        self.calls += 1
+        self.texts += list(texts)
+        return [unit_vector(t) for t in texts]
+
+
+PERMANENT_REFUSAL = "invalid text property 'content': not a string"
+READ_ONLY = "store is read-only due to: manually set by user"
+
+
+class FakeStore:
+    """Weaviate in a dict. ``refuse``: uuids refused for good; ``read_only``: uuids
+    refused as a READONLY shard would, for the next ``read_only_rounds`` calls."""
+
+    def __init__(
+        self,
+        refuse: set[str] | None = None,
+        fail_times: int = 0,
+        read_only: set[str] | None = None,
+        read_only_rounds: int = 0,
+    ) -> None:
+        self.objects: dict[str, UpsertItem] = {}
+        self.upsert_calls: list[list[UpsertItem]] = []
+        self.delete_calls: list[list[DeleteItem]] = []
+        self.refuse = refuse or set()
+        self.read_only = read_only or set()
+        self.read_only_rounds = read_only_rounds
+        self.fail_times = fail_times
+        self.failures = 0
+
+    def _locked(self, uid: str) -> bool:
+        return uid in self.read_only and self.read_only_rounds > 0
+
+    async def upsert(self, items: Sequence[UpsertItem]) -> dict[str, ObjectError]:
+        if self.failures < self.fail_times:
+            self.failures += 1
+            raise ConnectionError("weaviate unavailable")
+        self.upsert_calls.append(list(items))
+        errors: dict[str, ObjectError] = {}
+        for item in items:
+            if item.uuid in self.refuse:
+                errors[item.uuid] = ObjectError(PERMANENT_REFUSAL, transient=False)
+            elif self._locked(item.uuid):
+                errors[item.uuid] = ObjectError(READ_ONLY, transient=True)
+            else:
+                self.objects[item.uuid] = item
+        self.read_only_rounds -= 1 if any(self._locked(i.uuid) for i in items) else 0
+        return errors
+
+    async def delete(self, items: Sequence[DeleteItem]) -> dict[str, ObjectError]:
+        self.delete_calls.append(list(items))
+        errors: dict[str, ObjectError] = {}
+        for item in items:
+            if self._locked(item.uuid):
+                errors[item.uuid] = ObjectError("batch delete refused", transient=True)
+            else:
+                self.objects.pop(item.uuid, None)
+        self.read_only_rounds -= 1 if any(self._locked(i.uuid) for i in items) else 0
+        return errors
+
+    @property
+    def upserted(self) -> list[UpsertItem]:
+        return [i for call in self.upsert_calls for i in call]
+
+
+class FakeSink:
+    """Records what was sent. Sends to the ``slow`` topics take a few event-loop turns,
+    so a test can see whether a send waited for them; ``completed`` is the order in
+    which sends finished."""
+
+    def __init__(
+        self,
+        fail_times: int = 0,
+        state: DictState | None = None,
+        slow: frozenset[str] = frozenset(),
+    ) -> None:
+        self.records: dict[str, list[OutRecord]] = defaultdict(list)
+        self.fail_times = fail_times
+        self.failures = 0
+        self.state = state
+        self.state_sizes_seen: list[int] = []
+        self.slow = slow
+        self.completed: list[str] = []
+
+    async def send_all(self, topic: str, records: Sequence[OutRecord]) -> None:
+        if self.state is not None:
+            self.state_sizes_seen.append(len(self.state.puts))
+        if self.failures < self.fail_times:
+            self.failures += 1
+            raise ConnectionError("kafka unavailable")
+        if topic in self.slow:
+            for _ in range(5):
+                await asyncio.sleep(0)
+        self.records[topic] += list(records)
+        self.completed.append(topic)
+
+    def values(self, topic: str) -> list[dict[str, Any]]:
+        return [json.loads(r.value) for r in self.records[topic] if r.value is not None]
+
+
+class Harness:
+    def __init__(
+        self,
+        store: FakeStore | None = None,
+        sink: FakeSink | None = None,
+        state: DictState | None = None,
+    ) -> None:
+        self.registry = CollectorRegistry()
+        self.state = state or DictState()
+        self.embedder = FakeEmbedder()
+        self.store = store or FakeStore()
+        self.sink = sink or FakeSink()
+        self.config = IndexConfig(
+            history_topic=HISTORY,
+            deadletter_topic=DEADLETTER,
+            indexed_topic=INDEXED,
+            limits=Limits(vector_dim=4),
+            backoff=Backoff(base_s=0.001, cap_s=0.002),
+            writes=WritePolicy(backoff=Backoff(base_s=0.001, cap_s=0.002)),
+        )
+        self.stage: IndexStage[None] = IndexStage(
+            self.config,
+            self.state,
+            self.embedder,
+            self.store,
+            self.sink,
+            build_metrics(self.registry),
+            now=lambda: NOW,
+        )
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else value
+
+    def history(self) -> list[OutRecord]:
+        return self.sink.records[HISTORY]
+
+    def acks(self) -> list[dict[str, Any]]:
+        return self.sink.values(INDEXED)
+
+    def dead(self) -> list[dict[str, Any]]:
+        return self.sink.values(DEADLETTER)
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def ev(type_: EventType, event_id: str, memory_id: str | None = "m-1", **kw: Any) -> MemoryEvent:
+    return new_event(type_, TENANT, memory_id=memory_id, event_id=event_id, occurred_at=T0, **kw)
+
+
+def add(event_id: str, memory_id: str | None, content: str, **kw: Any) -> MemoryEvent:
+    return ev(EventType.ADD, event_id, memory_id, content=content, **kw)
+
+
+def batch(*values: MemoryEvent | bytes | None, partition: int = 0) -> list[Incoming[None]]:
+    items: list[Incoming[None]] = []
+    for offset, value in enumerate(values):
+        raw = value.to_json() if isinstance(value, MemoryEvent) else value
+        source = SourceRef("t", partition, offset, 1704096000000 + offset)
+        items.append(Incoming(TENANT.encode(), raw, source, None))
+    return items
+
+
+def uuid_of(memory_id: str) -> str:
+    return object_uuid(TENANT, memory_id)
+
+
+def key_of(memory_id: str) -> str:
+    return memory_key(TENANT, memory_id)
+
+
+# -- tests ----------------------------------------------------------------------------
+
+
+async def test_mixed_batch() -> None:
+    h = Harness()
+    items = batch(
+        add("e1", "m-1", "likes green tea", metadata={"topic": "drinks"}),
+        b'{"event_id": "e-bad", ',
+        add("e2", "m-2", "lives in Lyon", agent_id="agent-7"),
+    )
+    report = await h.stage.process_safely(items)
+
+    assert report == BatchReport(received=3, applied=2, noops=0, dead_lettered=1)
+    # Weaviate holds both memories, embedded in one call
+    assert set(h.store.objects) == {uuid_of("m-1"), uuid_of("m-2")}
+    stored = h.store.objects[uuid_of("m-1")]
+    assert stored.tenant == TENANT
+    assert stored.properties["content"] == "likes green tea"
+    assert stored.properties["memory_id"] == "m-1"
+    assert stored.properties["version"] == 1
+    assert stored.properties["event_id"] == "e1"
+    assert stored.properties["metadata_terms"] == ["topic=drinks"]
+    assert stored.vector == unit_vector("likes green tea")
+    assert h.store.objects[uuid_of("m-2")].properties["agent_id"] == "agent-7"
+    assert h.embedder.calls == 1
+    assert sorted(h.embedder.texts) == ["likes green tea", "lives in Lyon"]
+    # one history record per applied change
+    assert sorted(r.key for r in h.history()) == [b"acme/m-1/1", b"acme/m-2/1"]
+    # acks for the applied events
+    acks = {a["event_id"]: a for a in h.acks()}
+    assert set(acks) == {"e1", "e2"}
+    assert all(a["outcome"] == "applied" and a["version"] == 1 for a in acks.values())
+    assert acks["e2"]["offset"] == 2
+    assert acks["e2"]["memory_id"] == "m-2"
+    # the invalid event is dead-lettered with its reason and origin
+    (dead,) = h.dead()
+    assert dead["stage"] == "validate"
+    assert dead["reason"] == "invalid_json"
+    assert dead["source"] == {
+        "topic": "t",
+        "partition": 0,
+        "offset": 1,
+        "timestamp_ms": 1704096000001,
+    }
+    assert dead["value"] == '{"event_id": "e-bad", '
+    # state advanced for both memories
+    assert {k: s.version for k, s in h.state.data.items()} == {key_of("m-1"): 1, key_of("m-2"): 1}
+    # metrics
+    assert h.metric("agentmem_events_in_total", stage="index") == 3
+    assert h.metric("agentmem_events_applied_total", type="memory.add") == 2
+    assert h.metric("agentmem_deadletters_total", stage="validate", reason="invalid_json") == 1
+    assert h.metric("agentmem_events_failed_total", stage="validate", reason="invalid_json") == 1
+    assert h.metric("agentmem_batch_size_count", stage="index") == 1
+    assert h.metric("agentmem_end_to_end_seconds_count") == 2
+    assert h.metric("agentmem_end_to_end_seconds_sum") == 10.0  # occurred_at T0, indexed T0+5s
+
+
+async def test_events_with_vectors_are_not_embedded() -> None:
+    h = Harness()
+    supplied = [0.5, 0.5, 0.5, 0.5]
+    await h.stage.process(
+        batch(add("e1", "m-1", "has a vector", vector=supplied), add("e2", "m-2", "needs one"))
+    )
+    assert h.embedder.calls == 1
+    assert h.embedder.texts == ["needs one"]
+    assert h.store.objects[uuid_of("m-1")].vector == supplied
+    assert h.store.objects[uuid_of("m-2")].vector == unit_vector("needs one")
+
+
+async def test_batch_with_only_supplied_vectors_never_calls_embedder() -> None:
+    h = Harness()
+    report = await h.stage.process(batch(add("e1", "m-1", "x", vector=[1.0, 0.0, 0.0, 0.0])))
+    assert report.applied == 1
+    assert h.embedder.calls == 0
+    assert h.store.objects[uuid_of("m-1")].vector == [1.0, 0.0, 0.0, 0.0]
+
+
+async def test_two_events_on_one_memory_make_one_upsert() -> None:
+    h = Harness()
+    report = await h.stage.process(
+        batch(add("e1", "m-1", "first"), ev(EventType.UPDATE, "e2", content="second"))
+    )
+    assert report.applied == 2
+    assert len(h.store.upserted) == 1
+    (item,) = h.store.upserted
+    assert item.uuid == uuid_of("m-1")
+    assert item.properties["content"] == "second"
+    assert item.properties["version"] == 2
+    assert h.embedder.texts == ["second"]
+    history = [json.loads(r.value) for r in h.history() if r.value is not None]
+    assert [(r["version"], r["before"], r["after"]) for r in history] == [
+        (1, None, "first"),
+        (2, "first", "second"),
+    ]
+    assert [(a["event_id"], a["version"]) for a in h.acks()] == [("e1", 1), ("e2", 2)]
+    assert h.state.data[key_of("m-1")].version == 2
+    assert h.state.puts == [key_of("m-1")]  # one state write per memory
+
+
+async def test_delete_removes_object() -> None:
+    h = Harness()
+    await h.stage.process(batch(add("e1", "m-1", "to be deleted")))
+    assert uuid_of("m-1") in h.store.objects
+    report = await h.stage.process(batch(ev(EventType.DELETE, "e2")))
+    assert report.applied == 1
+    assert h.store.delete_calls == [[DeleteItem(TENANT, uuid_of("m-1"))]]
+    assert uuid_of("m-1") not in h.store.objects
+    state = h.state.data[key_of("m-1")]
+    assert state.deleted
+    assert state.version == 2
+    assert h.history()[-1].key == b"acme/m-1/2"
+    assert h.acks()[-1]["outcome"] == "applied"
+    assert h.metric("agentmem_events_applied_total", type="memory.delete") == 1
+
+
+async def test_erase_removes_object_and_tombstones_history() -> None:
+    h = Harness()
+    await h.stage.process(
+        batch(add("e1", "m-1", "secret"), ev(EventType.UPDATE, "e2", content="more secret"))
+    )
+    await h.stage.process(batch(ev(EventType.ERASE, "e3")))
+    assert h.store.delete_calls == [[DeleteItem(TENANT, uuid_of("m-1"))]]
+    tail = h.history()[-3:]
+    assert [(r.key, r.value is None) for r in tail] == [
+        (b"acme/m-1/1", True),
+        (b"acme/m-1/2", True),
+        (b"acme/m-1/3", False),
+    ]
+    assert tail[-1].value is not None
+    assert b"secret" not in tail[-1].value
+    state = h.state.data[key_of("m-1")]
+    assert state.erased
+    assert state.content is None
+
+
+async def test_add_then_delete_in_one_batch_only_deletes() -> None:
+    # The delete still goes out: after a crash Weaviate may hold what the state does not.
+    h = Harness()
+    await h.stage.process(batch(add("e1", "m-1", "short-lived"), ev(EventType.DELETE, "e2")))
+    assert h.store.upserted == []
+    assert h.embedder.calls == 0
+    assert h.store.delete_calls == [[DeleteItem(TENANT, uuid_of("m-1"))]]
+    assert len(h.history()) == 2
+
+
+async def test_transient_weaviate_failure_is_retried() -> None:
+    h = Harness(store=FakeStore(fail_times=2))
+    report = await h.stage.process(batch(add("e1", "m-1", "a"), add("e2", "m-2", "b")))
+    assert report.applied == 2
+    assert report.dead_lettered == 0
+    assert h.store.failures == 2
+    assert set(h.store.objects) == {uuid_of("m-1"), uuid_of("m-2")}
+    assert len(h.history()) == 2
+    assert h.dead() == []
+    assert h.metric("agentmem_retries_total", operation="weaviate_write") == 2
+    assert h.metric("agentmem_batches_in_retry", operation="weaviate_write") == 0
+
+
+async def test_refused_object_is_dead_lettered_others_applied() -> None:
+    h = Harness(store=FakeStore(refuse={uuid_of("m-bad")}))
+    report = await h.stage.process(
+        batch(add("e1", "m-1", "fine"), add("e2", "m-bad", "refused"), add("e3", "m-3", "fine"))
+    )
+    assert report == BatchReport(received=3, applied=2, noops=0, dead_lettered=1)
+    (dead,) = h.dead()
+    assert dead["stage"] == "index"
+    assert dead["reason"] == "weaviate_rejected"
+    assert dead["detail"] == PERMANENT_REFUSAL
+    assert dead["event_id"] == "e2"
+    assert dead["tenant"] == TENANT
+    assert dead["source"]["offset"] == 1
+    # retried object by object, then given up
+    attempts = h.config.writes.permanent_attempts
+    assert len(h.store.upsert_calls) == attempts
+    assert all(call == [h.store.upsert_calls[-1][0]] for call in h.store.upsert_calls[1:])
+    assert h.store.upsert_calls[-1][0].uuid == uuid_of("m-bad")
+    assert h.metric("agentmem_retries_total", operation="weaviate_object") == attempts - 1
+    assert h.metric("agentmem_deadletters_total", stage="index", reason="weaviate_rejected") == 1
+    # no state or history for the refused memory; its ack says it was rejected
+    assert key_of("m-bad") not in h.state.data
+    assert set(h.state.data) == {key_of("m-1"), key_of("m-3")}
+    assert sorted(r.key for r in h.history()) == [b"acme/m-1/1", b"acme/m-3/1"]
+    assert sorted(a["event_id"] for a in h.acks() if a["outcome"] == "applied") == ["e1", "e3"]
+    rejected = [a for a in h.acks() if a["outcome"].startswith("rejected")]
+    assert [(a["event_id"], a["outcome"]) for a in rejected] == [
+        ("e2", "rejected:weaviate_rejected")
+    ]
+    assert set(h.store.objects) == {uuid_of("m-1"), uuid_of("m-3")}
+
+
+async def test_update_of_unknown_memory_is_dead_lettered_at_apply() -> None:
+    h = Harness()
+    report = await h.stage.process(batch(ev(EventType.UPDATE, "e1", "ghost", content="x")))
+    assert report.dead_lettered == 1
+    (dead,) = h.dead()
+    assert (dead["stage"], dead["reason"], dead["event_id"]) == ("apply", "memory_not_found", "e1")
+    assert h.store.upserted == []
+    # the refusal is remembered (a placeholder at version 0, no content), so a
+    # re-delivery of e1 after the memory is created later cannot apply it then
+    (placeholder,) = h.state.data.values()
+    assert (placeholder.version, placeholder.content, placeholder.event_ids) == (0, None, ("e1",))
+
+
+async def test_replaying_a_batch_is_all_noops() -> None:
+    h = Harness()
+    items = batch(
+        add("e1", "m-1", "one"),
+        ev(EventType.UPDATE, "e2", content="two"),
+        add("e3", "m-2", "other"),
+        ev(EventType.DELETE, "e4", "m-2"),
+    )
+    first = await h.stage.process(items)
+    assert first.applied == 4
+    history_before = list(h.history())
+    states_before = dict(h.state.data)
+    upserted_before = len(h.store.upserted)
+    deletes_before = len(h.store.delete_calls)
+    embedded_before = h.embedder.calls
+
+    again = await h.stage.process(items)
+    assert again == BatchReport(received=4, applied=0, noops=4, dead_lettered=0)
+    assert h.history() == history_before
+    assert h.state.data == states_before
+    assert len(h.store.upserted) == upserted_before
+    assert len(h.store.delete_calls) == deletes_before
+    assert h.embedder.calls == embedded_before
+    replay_acks = h.acks()[4:]
+    assert [a["outcome"] for a in replay_acks] == ["noop:duplicate_event"] * 4
+    assert all(a["version"] is None for a in replay_acks)
+    assert h.metric("agentmem_events_noop_total", type="memory.add", reason="duplicate_event") == 2
+
+
+async def test_transient_sink_failure_is_retried_and_state_written_last() -> None:
+    state = DictState()
+    h = Harness(sink=FakeSink(fail_times=2, state=state), state=state)
+    report = await h.stage.process(batch(add("e1", "m-1", "a"), b"not json"))
+    assert report.applied == 1
+    assert h.sink.failures == 2
+    assert [r.key for r in h.history()] == [b"acme/m-1/1"]
+    assert [a["event_id"] for a in h.acks()] == ["e1"]
+    assert [d["reason"] for d in h.dead()] == ["invalid_json"]
+    retries = sum(
+        h.metric("agentmem_retries_total", operation=op)
+        for op in ("history_append", "deadletter_append", "ack_append")
+    )
+    assert retries == 2
+    # every record write happened before the state moved
+    assert h.sink.state_sizes_seen
+    assert set(h.sink.state_sizes_seen) == {0}
+    assert h.state.data[key_of("m-1")].version == 1
+
+
+async def test_empty_batch_does_nothing() -> None:
+    h = Harness()
+    assert await h.stage.process([]) == BatchReport()
+    assert h.store.upsert_calls == []
+    assert dict(h.sink.records) == {}
+    assert h.metric("agentmem_events_in_total", stage="index") == 0
+
+
+async def test_process_safely_dead_letters_whole_batch_on_bug() -> None:
+    state = BrokenState()
+    h = Harness(state=state)
+    items = batch(add("e1", "m-1", "a"), add("e2", "m-2", "b"), partition=3)
+    report = await h.stage.process_safely(items)
+    assert report == BatchReport(received=2, applied=0, noops=0, dead_lettered=2)
+    # three tries of the batch, then three of each event alone (bisected)
+    assert state.gets == 3 + 3 + 3
+    dead = h.dead()
+    assert [(d["stage"], d["reason"]) for d in dead] == [("index", "internal_error")] * 2
+    assert [d["source"]["offset"] for d in dead] == [0, 1]
+    assert all(d["source"]["partition"] == 3 for d in dead)
+    # the original bytes are kept, so the events can be replayed
+    assert [json.loads(d["value"])["event_id"] for d in dead] == ["e1", "e2"]
+    assert h.history() == []
+    # the writers waiting on e1 and e2 hear at once that they were refused
+    assert [(a["event_id"], a["outcome"]) for a in h.acks()] == [
+        ("e1", "rejected:internal_error"),
+        ("e2", "rejected:internal_error"),
+    ]
+    assert h.sink.completed == [DEADLETTER, INDEXED, DEADLETTER, INDEXED]
+    assert [d["detail"] for d in dead] == ["RuntimeError: state table bug"] * 2
+    assert h.store.upserted == []
+    assert h.metric("agentmem_deadletters_total", stage="index", reason="internal_error") == 2
+
+
+async def test_acks_are_sent_after_history_dead_letters_and_enrich_requests() -> None:
+    # An ack vouches for them: a reader that sees the ack must find them on the broker,
+    # even when those sends are the slow ones.
+    sink = FakeSink(slow=frozenset({HISTORY, DEADLETTER}))
+    h = Harness(sink=sink)
+    await h.stage.process(batch(add("e1", "m-1", "a"), b"not json", add("e2", "m-2", "b")))
+    assert [a["outcome"] for a in h.acks()] == ["applied", "applied"]
+    assert len(h.dead()) == 1 and len(h.history()) == 2
+    assert sink.completed[-1] == INDEXED
+    assert sink.completed.count(INDEXED) == 1
+
+
+async def test_process_safely_returns_process_report_when_healthy() -> None:
+    h = Harness()
+    report = await h.stage.process_safely(batch(add("e1", "m-1", "a")))
+    assert report == BatchReport(received=1, applied=1)
+    assert h.dead() == []
+
+
+async def test_deadletter_metric_counts_only_records_written() -> None:
+    # agentmem_deadletters is "Records written to memory.deadletter": a batch that fails
+    # and is retried must not count the dead letters of attempts that were thrown away.
+    h = Harness(state=BrokenState())
+    await h.stage.process_safely(batch(b"not json", add("e1", "m-1", "a")))
+    written = len(h.dead())
+    assert written == 2
+    counted = sum(
+        h.metric("agentmem_deadletters_total", stage=stage, reason=reason)
+        for stage, reason in (("validate", "invalid_json"), ("index", "internal_error"))
+    )
+    assert counted == written
