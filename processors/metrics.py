@@ -1,6 +1,8 @@
 """Every Prometheus metric of AgentMem, built by one factory against an injected registry.
 
 Dashboards and alert rules (dashboards/) use exactly these names.
+
+Pure (no I/O: the registry is injected; the HTTP exposition is the caller's).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Text embeddings with fastembed, from the offline model pack or fastembed's own catalogue."""
+"""Text embeddings with fastembed, from the offline model pack or fastembed's own catalogue.
+
+An adapter, not pure (loads model files; implements ``ports.TextEmbedder``).
+"""
 
 from __future__ import annotations
 
@@ -60,7 +63,7 @@ class Embedder:
         # specific_model_path goes through TextEmbedding's **kwargs to the ONNX loader
         self._model = TextEmbedding(model_name, threads=threads, **kwargs)  # type: ignore[arg-type]
         self.dim = int(self._model.embedding_size)
-        log.info("embedding model %s loaded (%d dimensions)", model_name, self.dim)
+        log.debug("embedding model %s loaded (%d dimensions)", model_name, self.dim)
 
     def embed(self, texts: Sequence[str], batch_size: int = 256) -> list[list[float]]:
         if not texts:

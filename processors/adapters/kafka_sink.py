@@ -3,7 +3,7 @@
 - :func:`durable_producer`: an idempotent aiokafka producer that waits for all in-sync
   replicas (acks=all); the one producer configuration of the project.
 - :class:`ResilientProducer`: owns one such producer, made by a factory. When the producer
-  is broken for good (:func:`processors.core.errors.kafka_fatal`: aiokafka issue #1017,
+  is broken for good (:func:`processors.adapters.kafka_errors.kafka_fatal`: aiokafka issue #1017,
   ``OutOfOrderSequenceNumber`` after a broker restart, and its kin) it is stopped and
   replaced, and the records of the failed call that the broker had not acknowledged are
   sent again through the new one. Retriable errors propagate unchanged (the caller backs
@@ -14,6 +14,8 @@
 
 Delivery is at least once: a record re-sent after a re-creation or a timeout can appear
 twice in its topic; everything we write is idempotent for its readers.
+
+An adapter, not pure (network I/O; implements ``ports.RecordSink``).
 """
 
 from __future__ import annotations
@@ -27,13 +29,8 @@ from typing import Any, NoReturn, Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 
-from processors.core.errors import (
-    PermanentError,
-    TransientError,
-    is_retriable,
-    kafka_fatal,
-    kafka_permanent_reason,
-)
+from processors.adapters.kafka_errors import kafka_fatal, kafka_permanent_reason
+from processors.core.errors import PermanentError, TransientError, is_retriable
 from processors.core.records import OutRecord
 
 log = logging.getLogger(__name__)
@@ -107,7 +104,7 @@ class ResilientProducer:
     ``factory`` makes a new, unstarted producer (e.g. ``lambda: durable_producer(b)``).
     :meth:`send_all` sends records and waits until the broker acknowledged all of them:
 
-    - fatal producer error (:func:`processors.core.errors.kafka_fatal`): the producer is
+    - fatal producer error (:func:`processors.adapters.kafka_errors.kafka_fatal`): the producer is
       stopped (errors ignored, at most ``stop_timeout_s``), a new one is made, and the
       records not yet acknowledged are sent again; at most ``max_recreations_per_call``
       times per call, then :class:`processors.core.errors.TransientError`;

@@ -1,7 +1,9 @@
 """One OpenAI-compatible chat endpoint behind a circuit breaker, with outcomes in metrics.
 
 Retries are the caller's (processors.stages.enrich_processor): this makes one request
-and says how it ended, so that every attempt is counted and the breaker sees it.
+and says how it ended, so that every attempt is counted and the breaker sees it. An
+adapter (network I/O): implements :class:`processors.ports.Completer`; the error it
+raises, :class:`processors.core.errors.LlmError`, is re-exported here.
 """
 
 from __future__ import annotations
@@ -12,18 +14,10 @@ from typing import Any
 import openai
 
 from processors.core.circuit import CircuitBreaker, CircuitState
+from processors.core.errors import LlmError
 from processors.metrics import Metrics
 
-
-class LlmError(Exception):
-    """A request that did not give an answer; ``outcome`` is the metrics label."""
-
-    def __init__(
-        self, outcome: str, detail: str, retriable: bool, retry_after_s: float = 0.0
-    ) -> None:
-        super().__init__(f"{outcome}: {detail}")
-        self.outcome, self.detail, self.retriable = outcome, detail, retriable
-        self.retry_after_s = retry_after_s  # no point in trying sooner (open circuit)
+__all__ = ["ENDPOINT_FAILURES", "LlmEndpoint", "LlmError", "classify", "openai_client"]
 
 
 def classify(exc: Exception) -> LlmError:

@@ -40,6 +40,12 @@ class CircuitBreaker:
         self._probing = False
 
     @property
+    def closed(self) -> bool:
+        """Whether calls go out freely, read without side effects (``state`` moves an
+        open circuit to half-open once the cooldown is over, and reports the move)."""
+        return self._state == CircuitState.CLOSED
+
+    @property
     def state(self) -> CircuitState:
         if self._state == CircuitState.OPEN and self.clock() - self._opened_at >= self.cooldown_s:
             self._set(CircuitState.HALF_OPEN)

@@ -13,16 +13,13 @@ Adapters raise :class:`PermanentError` for what they know to be permanent; anyth
 else is judged by :func:`is_retriable`.
 
 Kafka (aiokafka) adds a third kind, **fatal**: the producer itself is broken for good
-(:func:`kafka_fatal`; aiokafka issue #1017) and only a new producer can send again;
-:class:`processors.adapters.kafka_sink.ResilientProducer` does that. :func:`kafka_permanent_reason`
-names the dead-letter reason of a Kafka refusal that no retry can change.
+and only a new producer can send again. That judgement, and the dead-letter reason of
+a Kafka refusal no retry can change, are the Kafka adapter's (``adapters.kafka_errors``):
+core imports no client library, so the few aiokafka errors that say "not now" although
+they are marked not retriable are recognised here by their class names.
 """
 
 from __future__ import annotations
-
-from aiokafka import errors as kafka_errors
-
-from processors.core.reasons import Reason
 
 
 class PermanentError(Exception):
@@ -42,6 +39,21 @@ class TransientError(Exception):
     retriable = True
 
 
+class LlmError(Exception):
+    """An LLM request that did not give an answer; ``outcome`` is the metrics label.
+
+    What a :class:`processors.ports.Completer` raises: ``retriable`` says whether
+    asking again may help, ``retry_after_s`` how long there is no point in trying
+    (an open circuit)."""
+
+    def __init__(
+        self, outcome: str, detail: str, retriable: bool, retry_after_s: float = 0.0
+    ) -> None:
+        super().__init__(f"{outcome}: {detail}")
+        self.outcome, self.detail, self.retriable = outcome, detail, retriable
+        self.retry_after_s = retry_after_s
+
+
 def is_retriable(exc: BaseException) -> bool:
     """True when waiting and trying again may succeed.
 
@@ -58,74 +70,28 @@ def is_retriable(exc: BaseException) -> bool:
     return isinstance(exc, OSError | TimeoutError)
 
 
-# -- Kafka (aiokafka) -----------------------------------------------------------------
-
-#: The producer is in a state it never leaves; every later send fails alike until it is
-#: replaced. An idempotent producer numbers its batches per partition; aiokafka neither
-#: bumps the epoch nor resets those numbers when the broker rejects them (after a broker
-#: restart: OutOfOrderSequenceNumber, UnknownProducerId), and it turns InvalidProducerEpoch
-#: into ProducerFenced. ProducerClosed: the producer was stopped under the caller.
-#: IllegalStateError: a client state machine gone wrong.
-KAFKA_FATAL: tuple[type[Exception], ...] = (
-    kafka_errors.OutOfOrderSequenceNumber,
-    kafka_errors.UnknownProducerId,
-    kafka_errors.InvalidProducerEpoch,
-    kafka_errors.InvalidProducerIdMapping,
-    kafka_errors.ProducerFenced,
-    kafka_errors.ProducerClosed,
-    kafka_errors.IllegalStateError,
-)
+# -- Kafka (aiokafka), by name ------------------------------------------------------------
 
 #: aiokafka marks these ``retriable = False``, yet each only says that a broker did not
-#: answer in time or could not be reached: waiting can help.
-KAFKA_TRANSIENT: tuple[type[Exception], ...] = (
-    kafka_errors.KafkaTimeoutError,
-    kafka_errors.KafkaUnavailableError,
-    kafka_errors.BrokerNotAvailableError,
+#: answer in time or could not be reached: waiting can help. (By name: core imports no
+#: client library; ``adapters.kafka_errors`` checks this list against aiokafka.)
+KAFKA_TRANSIENT_NAMES = frozenset(
+    {"KafkaTimeoutError", "KafkaUnavailableError", "BrokerNotAvailableError"}
 )
 
-# aiokafka's background sender died; from then on every send raises a copy of this.
-_SENDER_DIED = "Unexpected error during batch delivery"
-
-_TOO_LARGE: tuple[type[Exception], ...] = (
-    kafka_errors.MessageSizeTooLargeError,
-    kafka_errors.RecordListTooLargeError,
-    kafka_errors.RecordTooLargeError,
-)
-_UNAUTHORIZED: tuple[type[Exception], ...] = (
-    kafka_errors.TopicAuthorizationFailedError,
-    kafka_errors.ClusterAuthorizationFailedError,
-    kafka_errors.TransactionalIdAuthorizationFailed,
-    kafka_errors.GroupAuthorizationFailedError,
-    kafka_errors.SaslAuthenticationFailed,
-    kafka_errors.AuthenticationFailedError,
-)
+#: aiokafka's background sender died; from then on every send raises a copy of this.
+KAFKA_SENDER_DIED = "Unexpected error during batch delivery"
 
 
-def kafka_fatal(exc: BaseException) -> bool:
-    """True when the producer that raised ``exc`` must be replaced to send again."""
-    if isinstance(exc, KAFKA_FATAL):
-        return True
-    if type(exc) is not kafka_errors.KafkaError or not exc.args:
-        return False
-    return str(exc.args[0]).startswith(_SENDER_DIED)
+def _aiokafka_classes(exc: BaseException) -> list[type]:
+    return [c for c in type(exc).__mro__ if c.__module__.startswith("aiokafka")]
 
 
 def _kafka_transient(exc: BaseException) -> bool:
-    if isinstance(exc, KAFKA_TRANSIENT):
+    classes = _aiokafka_classes(exc)
+    if any(c.__name__ in KAFKA_TRANSIENT_NAMES for c in classes):
         return True
     # The bare base class is what aiokafka raises when no broker answers metadata
-    # ("Unable to get cluster metadata over all known brokers").
-    return type(exc) is kafka_errors.KafkaError and not kafka_fatal(exc)
-
-
-def kafka_permanent_reason(exc: BaseException) -> str | None:
-    """The dead-letter reason of a Kafka refusal no retry can fix; None for anything else
-    (not a Kafka error, retriable, or fatal: a new producer may succeed)."""
-    if not isinstance(exc, kafka_errors.KafkaError) or kafka_fatal(exc) or is_retriable(exc):
-        return None
-    if isinstance(exc, _TOO_LARGE):
-        return Reason.RECORD_TOO_LARGE
-    if isinstance(exc, _UNAUTHORIZED):
-        return Reason.KAFKA_UNAUTHORIZED
-    return Reason.KAFKA_REFUSED
+    # ("Unable to get cluster metadata over all known brokers"), unless its sender died.
+    bare = type(exc).__name__ == "KafkaError" and type(exc).__module__.startswith("aiokafka")
+    return bare and not (exc.args and str(exc.args[0]).startswith(KAFKA_SENDER_DIED))

@@ -1,4 +1,7 @@
-"""Memory event schema v1: the typed event and its JSON form on ``memory.events``."""
+"""Memory event schema v1: the typed event and its JSON form on ``memory.events``.
+
+Pure.
+"""
 
 from __future__ import annotations
 

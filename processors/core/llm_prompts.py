@@ -128,6 +128,19 @@ class AnswerError(ValueError):
     """The answer as a whole is unusable (not JSON, wrong shape)."""
 
 
+@dataclass(frozen=True)
+class Failure:
+    """An item that got no usable answer; ``reason`` is the last outcome (timeout,
+    rate_limited, circuit_open, invalid_answer, ...)."""
+
+    reason: str
+    detail: str
+
+
+#: What a processor returns per item: the answer (without its id) or why there is none.
+Result = dict[str, Any] | Failure
+
+
 def parse_answer(kind: PromptKind, content: str | None, ids: list[str]) -> dict[str, _Strict]:
     """The valid results by item id; items missing or malformed are simply absent."""
     if not content:

@@ -49,7 +49,7 @@ class Reason(StrEnum):
     WEAVIATE_REJECTED = "weaviate_rejected"  # Weaviate refused the object for good
     WEAVIATE_UNAVAILABLE = "weaviate_unavailable"  # Weaviate stayed unreachable past the budget
     TENANT_NOT_FOUND = "tenant_not_found"  # the tenant does not exist in Weaviate
-    # Kafka refusals no retry can fix (processors.core.errors.kafka_permanent_reason)
+    # Kafka refusals no retry can fix (adapters.kafka_errors.kafka_permanent_reason)
     RECORD_TOO_LARGE = "record_too_large"  # larger than the producer or broker accepts
     KAFKA_UNAUTHORIZED = "kafka_unauthorized"  # the client may not write the topic
     KAFKA_REFUSED = "kafka_refused"  # another non-retriable refusal of the broker

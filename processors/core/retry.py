@@ -1,4 +1,7 @@
-"""Retry with exponential backoff and full jitter, with an injectable sleep for tests."""
+"""Retry with exponential backoff and full jitter, with an injectable sleep for tests.
+
+Pure but for the sleep it awaits (injected; ``Sleep`` is defined here).
+"""
 
 from __future__ import annotations
 

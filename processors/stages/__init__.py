@@ -1,0 +1,1 @@
+"""The index and enrich stages over the ports, with their shared skeleton; no adapters."""

@@ -9,7 +9,9 @@ every other event of the batch is applied. A bad event costs exactly itself.
 
 Events keep their order: the left half is done before the right one. Every effect of
 a stage is idempotent, so a half that had partly taken effect before failing is
-simply done again. Sleep and backoff are injected.
+simply done again. Sleep, jitter and backoff are injected.
+
+Not pure only through what it calls: it does no I/O itself.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from processors.core.retry import Backoff, Sleep
+from processors.core.retry import Backoff
+from processors.ports import Sleep
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,8 @@ E = TypeVar("E")
 
 @dataclass
 class BatchReport:
+    """How a batch ended: events received, applied, no-ops and dead-lettered."""
+
     received: int = 0
     applied: int = 0
     noops: int = 0
@@ -45,6 +50,8 @@ class BatchReport:
 
 
 class BatchGuard(Generic[E]):
+    """Runs ``process`` on a batch; isolates and ``quarantine``s what fails alone."""
+
     def __init__(
         self,
         stage: str,

@@ -7,26 +7,27 @@ derived events on ``memory.events``, facts and importance are written to the
 objects still at the enriched version, ``memory.enriched`` says how each ended,
 and failures go to the dead-letter topic with stage ``enrich``. The memory itself
 was searchable before any of this began, and stays whatever happens here.
+
+Not pure (awaits I/O), through the ports only; clock, sleep and jitter are injected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from processors.adapters.weaviate.enrich import StoredMemory, gather_bounded
-from processors.adapters.weaviate.store import object_uuid
 from processors.core.enrichment import (
     Candidate,
     Decision,
+    DecisionPlan,
     EnrichRequest,
     decision_from_answer,
     decision_item,
@@ -35,39 +36,48 @@ from processors.core.enrichment import (
     plan_decisions,
 )
 from processors.core.health import Health
-from processors.core.llm_prompts import PromptKind
+from processors.core.llm_prompts import Failure, PromptKind, Result
+from processors.core.objects import StoredMemory, object_uuid
 from processors.core.reasons import Reason
-from processors.core.records import OutRecord, dead_letter_record
-from processors.core.retry import Backoff, Sleep
+from processors.core.records import OutRecord
+from processors.core.retry import Backoff
 from processors.metrics import Metrics
-from processors.stages.batch_guard import BatchGuard, BatchReport, error_detail
-from processors.stages.enrich_processor import Failure, Result
-from processors.stages.index import SMALL_DEAD_LETTER_BYTES, Incoming, RecordSink
-from processors.stages.stage_retry import StageRetry
+from processors.ports import (
+    Clock,
+    EnrichStore,
+    Incoming,
+    ItemProcessor,
+    RecordSink,
+    Sleep,
+    utc_now,
+)
+from processors.stages.batch_guard import BatchReport, error_detail
+from processors.stages.skeleton import DeadLetter, StageSkeleton
+
+# EnrichStore and ItemProcessor are re-exported for callers that import them from here.
+__all__ = ["EnrichConfig", "EnrichStage", "EnrichStore", "ItemProcessor", "gather_bounded"]
 
 log = logging.getLogger(__name__)
 
 H = TypeVar("H")
+T = TypeVar("T")
 
 
-class EnrichStore(Protocol):
-    async def fetch(self, tenant: str, uuids: Sequence[str]) -> dict[str, StoredMemory]: ...
+async def gather_bounded(limit: int, calls: Sequence[Awaitable[T]]) -> list[T]:
+    """Await coroutines with at most ``limit`` running at once, results in order."""
+    slots = asyncio.Semaphore(limit)
 
-    async def neighbours(
-        self, tenant: str, memory: StoredMemory, limit: int, max_distance: float
-    ) -> list[Candidate]: ...
+    async def one(call: Awaitable[T]) -> T:
+        async with slots:
+            return await call
 
-    async def write_enrichment(
-        self, tenant: str, updates: dict[str, tuple[int, dict[str, Any]]]
-    ) -> tuple[list[str], dict[str, str]]: ...
-
-
-class ItemProcessor(Protocol):
-    async def run(self, items: dict[str, dict[str, Any]]) -> dict[str, Result]: ...
+    return list(await asyncio.gather(*(one(c) for c in calls)))
 
 
 @dataclass(frozen=True)
 class EnrichConfig:
+    """Topics, neighbour search and retry policy of the enrich stage."""
+
     events_topic: str
     enriched_topic: str
     deadletter_topic: str
@@ -82,7 +92,7 @@ class EnrichConfig:
 class Pending:
     """One live request on its way through the batch."""
 
-    incoming: Any
+    incoming: Incoming[Any]
     req: EnrichRequest
     stored: StoredMemory
     candidates: list[Candidate] = field(default_factory=list)
@@ -97,7 +107,11 @@ class Pending:
         return f"{self.req.tenant}/{self.req.memory_id}"
 
 
-class EnrichStage(Generic[H]):
+class EnrichStage(StageSkeleton[H]):
+    """Enrich requests in; derived events, enriched objects, outcomes and dead letters out."""
+
+    ack_operation = "enriched_append"
+
     def __init__(
         self,
         config: EnrichConfig,
@@ -106,115 +120,45 @@ class EnrichStage(Generic[H]):
         sink: RecordSink,
         metrics: Metrics,
         write_lock: asyncio.Lock,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        now: Clock = utc_now,
         health: Health | None = None,
         sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
+        super().__init__(
+            "enrich", config, sink, metrics, health=health, now=now, sleep=sleep, rng=rng
+        )
+        self.ack_topic = config.enriched_topic
         self.config, self.store, self.processors = config, store, processors
-        self.sink, self.metrics, self.write_lock, self.now = sink, metrics, write_lock, now
-        self.health = health or Health()
-        self._retry = StageRetry(metrics, self.health, config.backoff, sleep)
-        self.guard: BatchGuard[Incoming[H]] = BatchGuard(
-            "enrich",
-            self.process,
-            self._quarantine,
-            lambda size: self.metrics.batches_isolated.labels("enrich").inc(),
-            attempts=config.batch_attempts,
-            backoff=config.backoff,
-            sleep=sleep,
-        )
+        self.write_lock = write_lock
 
-    def _dead(
-        self,
-        incoming: Incoming[H],
-        reason: str,
-        detail: str,
-        req: EnrichRequest | None,
-        max_bytes: int | None = None,
-    ) -> OutRecord:
-        extra = {} if max_bytes is None else {"max_bytes": max_bytes}
-        return dead_letter_record(
-            "enrich",
-            reason,
-            detail,
-            incoming.source,
-            incoming.key,
-            incoming.value,
-            self.now(),
-            req.event_id if req else None,
-            req.tenant if req else None,
-            **extra,
-        )
+    # -- the skeleton's hooks ----------------------------------------------------------
 
-    async def _send_dead(self, dead: list[tuple[str, OutRecord, OutRecord]]) -> None:
-        """(reason, record, the record cut short) -> memory.deadletter, never given up."""
-        topic = self.config.deadletter_topic
-        await self._retry.must_send(
-            "deadletter_append",
-            lambda: self.sink.send_all(topic, [r for _, r, _ in dead]),
-            lambda: self.sink.send_all(topic, [s for _, _, s in dead]),
-        )
-        for reason, _, _ in dead:
-            self.metrics.deadletters.labels("enrich", reason).inc()
-            self.metrics.events_failed.labels("enrich", reason).inc()
-
-    def _dead_pair(
-        self, incoming: Incoming[H], reason: str, detail: str, req: EnrichRequest | None
-    ) -> tuple[str, OutRecord, OutRecord]:
-        return (
-            reason,
-            self._dead(incoming, reason, detail, req),
-            self._dead(incoming, reason, detail, req, SMALL_DEAD_LETTER_BYTES),
-        )
-
-    async def process_safely(self, batch: Sequence[Incoming[H]]) -> BatchReport:
-        """``process`` that never raises: a batch that fails as a whole is retried, then
-        bisected; a request that fails alone is dead-lettered (stage ``enrich``, reason
-        ``internal_error``) with a ``failed`` outcome. The memories stay searchable."""
-        self.metrics.batch_size.labels("enrich").observe(len(batch))
-        self.metrics.events_in.labels("enrich").inc(len(batch))
-        self.health.batch_started("enrich")
-        try:
-            return await self.guard.run(batch)
-        finally:
-            self.health.batch_done("enrich")
-
-    async def _quarantine(self, incoming: Incoming[H], exc: Exception) -> BatchReport:
-        detail = error_detail(exc)
+    def identify(self, incoming: Incoming[H]) -> tuple[str | None, str | None]:
         req = _parse_request(incoming.value)
-        outcomes = []
-        if req is not None:
-            failures = {"enrich": f"{Reason.INTERNAL_ERROR}: {detail}"}
-            now_ms = int(self.now().timestamp() * 1000)
-            outcomes.append(enriched_record(req, "failed", None, None, None, failures, now_ms))
+        return (req.event_id, req.tenant) if req is not None else (None, None)
+
+    def quarantine_acks(self, incoming: Incoming[H], dead: DeadLetter) -> list[OutRecord]:
+        """A ``failed`` outcome (the memory stays searchable, unenriched)."""
         self.metrics.enrichments.labels("failed").inc()
-        dead = self._dead_pair(incoming, Reason.INTERNAL_ERROR, detail, req)
-        await self._publish([dead], outcomes)
-        return BatchReport(received=1, dead_lettered=1)
+        req = _parse_request(incoming.value)
+        if req is None:
+            return []
+        failures = {"enrich": f"{dead.reason}: {dead.detail}"}
+        return [enriched_record(req, "failed", None, None, None, failures, self._now_ms())]
+
+    # -- the batch ---------------------------------------------------------------------
 
     async def process(self, batch: Sequence[Incoming[H]]) -> BatchReport:
         if not batch:
             return BatchReport()
-        dead: list[tuple[str, OutRecord, OutRecord]] = []
+        dead: list[DeadLetter] = []
         acks: list[OutRecord] = []
-        latest: dict[str, tuple[Incoming[H], EnrichRequest]] = {}
-        for incoming in batch:
-            req = _parse_request(incoming.value)
-            if req is None:
-                detail = _request_problem(incoming.value)
-                dead.append(self._dead_pair(incoming, Reason.INVALID_REQUEST, detail, None))
-                continue
-            key = f"{req.tenant}/{req.memory_id}"
-            older = latest.get(key)
-            if older is not None and older[1].version <= req.version:
-                acks.append(self._ack(older[1], "stale"))
-            if older is None or older[1].version <= req.version:
-                latest[key] = (incoming, req)
-            else:
-                acks.append(self._ack(req, "stale"))
+        latest = self._dispatch(batch, dead, acks)
 
         started = time.perf_counter()
-        pending = await self._load(list(latest.values()), acks)
+        pending = await self._load(latest, acks)
         await self._neighbours(pending)
         self.metrics.stage_seconds.labels("enrich_read").observe(time.perf_counter() - started)
 
@@ -229,14 +173,46 @@ class EnrichStage(Generic[H]):
             OutRecord(c.tenant.encode(), c.event(occurred.get(c.caused_by)).to_json())
             for c in plan.changes
         ]
-        if derived:
-            await self._retry(
-                "derived_append", lambda: self.sink.send_all(self.config.events_topic, derived)
-            )
+        await self.send("derived_append", self.config.events_topic, derived)
         await self._write(pending, plan.superseded)
         self.metrics.stage_seconds.labels("enrich_write").observe(time.perf_counter() - started)
 
-        now_ms = int(self.now().timestamp() * 1000)
+        self._settle(pending, plan, dead, acks)
+        await self.publish(dead, acks)
+        return BatchReport(len(batch), len(pending), len(batch) - len(pending), len(dead))
+
+    def _dispatch(
+        self, batch: Sequence[Incoming[H]], dead: list[DeadLetter], acks: list[OutRecord]
+    ) -> list[tuple[Incoming[H], EnrichRequest]]:
+        """The latest version requested per memory; older ones acked ``stale``,
+        unreadable ones dead-lettered."""
+        latest: dict[str, tuple[Incoming[H], EnrichRequest]] = {}
+        for incoming in batch:
+            req = _parse_request(incoming.value)
+            if req is None:
+                detail = _request_problem(incoming.value)
+                dead.append(self.dead(incoming, Reason.INVALID_REQUEST, detail, None, None))
+                continue
+            key = f"{req.tenant}/{req.memory_id}"
+            older = latest.get(key)
+            if older is not None and older[1].version <= req.version:
+                acks.append(self._ack(older[1], "stale"))
+            if older is None or older[1].version <= req.version:
+                latest[key] = (incoming, req)
+            else:
+                acks.append(self._ack(req, "stale"))
+        return list(latest.values())
+
+    def _settle(
+        self,
+        pending: list[Pending],
+        plan: DecisionPlan,
+        dead: list[DeadLetter],
+        acks: list[OutRecord],
+    ) -> None:
+        """How each request ended (enriched, partial or failed), and dead letters for
+        what failed: an outcome of "failed" or "partial" vouches for its dead letter."""
+        now_ms = self._now_ms()
         for p in pending:
             decision = plan.carried_out.get(p.key, p.decision)
             if decision is not None and p.decision is not None:
@@ -260,25 +236,14 @@ class EnrichStage(Generic[H]):
             if p.failures:
                 reason = next(iter(p.failures.values())).split(":", 1)[0]
                 detail = "; ".join(f"{k}: {v}" for k, v in sorted(p.failures.items()))
-                dead.append(self._dead_pair(p.incoming, reason, detail, p.req))
-        await self._publish(dead, acks)
-        return BatchReport(len(batch), len(pending), len(batch) - len(pending), len(dead))
+                dead.append(self.dead(p.incoming, reason, detail, p.req.event_id, p.req.tenant))
 
-    async def _publish(
-        self, dead: list[tuple[str, OutRecord, OutRecord]], outcomes: list[OutRecord]
-    ) -> None:
-        """The dead letters first: an outcome of "failed" or "partial" vouches that its
-        dead letter is already on the broker (requeue-enrich finds it there)."""
-        if dead:
-            await self._send_dead(dead)
-        if outcomes:
-            topic = self.config.enriched_topic
-            await self._retry("enriched_append", lambda: self.sink.send_all(topic, outcomes))
+    def _now_ms(self) -> int:
+        return int(self.now().timestamp() * 1000)
 
     def _ack(self, req: EnrichRequest, outcome: str) -> OutRecord:
         self.metrics.enrichments.labels(outcome).inc()
-        now_ms = int(self.now().timestamp() * 1000)
-        return enriched_record(req, outcome, None, None, None, {}, now_ms)
+        return enriched_record(req, outcome, None, None, None, {}, self._now_ms())
 
     async def _load(
         self, requests: list[tuple[Incoming[H], EnrichRequest]], acks: list[OutRecord]
@@ -288,7 +253,7 @@ class EnrichStage(Generic[H]):
         for _, req in requests:
             by_tenant[req.tenant].append(object_uuid(req.tenant, req.memory_id))
         tenants = list(by_tenant)
-        fetched = await self._retry(
+        fetched = await self.retry(
             "enrich_fetch",
             lambda: gather_bounded(
                 self.config.weaviate_concurrency,
@@ -307,7 +272,7 @@ class EnrichStage(Generic[H]):
 
     async def _neighbours(self, pending: list[Pending]) -> None:
         deciding = [p for p in pending if p.req.decide]
-        found = await self._retry(
+        found = await self.retry(
             "enrich_neighbours",
             lambda: gather_bounded(
                 self.config.weaviate_concurrency,
@@ -378,7 +343,7 @@ class EnrichStage(Generic[H]):
         # write are one step as far as the index stage can tell. Tenants go in parallel
         # so that the lock (and with it the fast path) is held as briefly as possible.
         async with self.write_lock:
-            written = await self._retry(
+            written = await self.retry(
                 "enrich_write",
                 lambda: gather_bounded(
                     self.config.weaviate_concurrency,

@@ -4,7 +4,10 @@ Items are looked up in ``llm_cache`` first; the misses are packed into balanced
 prompts of at most ``batch_size`` memories, sent with at most ``concurrency``
 requests in flight, and retried (backoff with full jitter) for the items that
 failed or came back malformed. What still fails after ``attempts`` is reported
-as a Failure with the last reason; nothing raises out of ``run``.
+as a Failure with the last reason; nothing raises out of ``run``. Depends on ports
+and core only; sleep and jitter are injected.
+
+Not pure (awaits I/O), through the ports only.
 """
 
 from __future__ import annotations
@@ -14,41 +17,40 @@ import json
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from processors.adapters.llm_client import LlmError
-from processors.core.llm_prompts import AnswerError, Prompt, cache_key, parse_answer
+from processors.core.errors import LlmError
+from processors.core.llm_prompts import (
+    AnswerError,
+    Failure,
+    Prompt,
+    Result,
+    cache_key,
+    parse_answer,
+)
 from processors.core.retry import Backoff
 from processors.metrics import Metrics
+from processors.ports import Cache, Completer, Sleep
+
+# Failure, Result, Cache and Completer are re-exported for callers that import them here.
+__all__ = [
+    "Cache",
+    "Completer",
+    "Failure",
+    "Processor",
+    "ProcessorConfig",
+    "Result",
+    "balanced_chunks",
+]
 
 log = logging.getLogger(__name__)
 
 
-class Cache(Protocol):
-    def get(self, key: str) -> bytes | None: ...
-
-    def put(self, key: str, value: bytes) -> None: ...
-
-
-class Completer(Protocol):
-    async def complete(
-        self, kind: str, messages: list[dict[str, str]], response_format: dict[str, Any]
-    ) -> str: ...
-
-
-@dataclass(frozen=True)
-class Failure:
-    reason: str  # the last outcome: timeout, rate_limited, circuit_open, invalid_answer, ...
-    detail: str
-
-
-Result = dict[str, Any] | Failure
-
-
 @dataclass(frozen=True)
 class ProcessorConfig:
+    """How many items a prompt packs, requests in flight, attempts and their backoff."""
+
     batch_size: int = 16
     concurrency: int = 4
     attempts: int = 4
@@ -70,6 +72,8 @@ def balanced_chunks(keys: list[str], size: int) -> list[list[str]]:
 
 
 class Processor:
+    """One enrichment kind over many items: cached answers first, the rest asked."""
+
     def __init__(
         self,
         prompt: Prompt,
@@ -78,13 +82,15 @@ class Processor:
         model: str,
         config: ProcessorConfig,
         metrics: Metrics,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         self.prompt, self.completer, self.cache, self.model = prompt, completer, cache, model
         self.config, self.metrics, self.sleep = config, metrics, sleep
         self.kind = prompt.kind.value
         self._slots = asyncio.Semaphore(config.concurrency)
-        self._rng = random.Random()
+        self._rng = rng or random.Random()
 
     async def run(self, items: dict[str, dict[str, Any]]) -> dict[str, Result]:
         """The result of every item (by item id): cached, answered, or a Failure."""

@@ -7,33 +7,35 @@ being activated) for up to ``transient_budget_s``, a permanent one (the object
 itself is wrong) ``permanent_attempts`` times. What is still refused after that is
 returned as key -> (reason, detail) so that the stage dead-letters exactly those
 events and nothing else. A delete counts as done only once Weaviate says the object
-is gone. Depends only on the store's protocol; clock and sleep are injected.
+is gone. Depends only on the store's port; clock, sleep and jitter are injected.
+
+Not pure (awaits I/O), through the ports only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
-from processors.adapters.weaviate.store import DeleteItem, ObjectError, UpsertItem
+from processors.core.objects import DeleteItem, ObjectError, UpsertItem
 from processors.core.reasons import Reason
-from processors.core.retry import Backoff, Sleep
+from processors.core.retry import Backoff
+from processors.ports import Sleep, VectorStore
+
+__all__ = ["Failed", "ObjectWriter", "Retry", "VectorStore", "WritePolicy"]
 
 T = TypeVar("T")
 Retry = Callable[[str, Callable[[], Awaitable[T]]], Awaitable[T]]
 
 
-class VectorStore(Protocol):
-    async def upsert(self, items: Sequence[UpsertItem]) -> dict[str, ObjectError]: ...
-
-    async def delete(self, items: Sequence[DeleteItem]) -> dict[str, ObjectError]: ...
-
-
 @dataclass(frozen=True)
 class WritePolicy:
+    """How long refused objects are tried again before their events are dead-lettered."""
+
     permanent_attempts: int = 5
     transient_budget_s: float = 300.0
     backoff: Backoff = field(default_factory=lambda: Backoff(base_s=0.2, cap_s=5.0))
@@ -41,20 +43,25 @@ class WritePolicy:
 
 @dataclass(frozen=True)
 class Failed:
+    """Why the store still refuses an object: a dead-letter reason and its detail."""
+
     reason: str
     detail: str
 
 
 class ObjectWriter:
+    """Writes one batch's objects until each is stored or refused for good."""
+
     def __init__(
         self,
         store: VectorStore,
         policy: WritePolicy,
         retry: Retry[dict[str, ObjectError]],
-        sleep: Sleep,
         on_object_retry: Callable[[int, bool], None],
-        clock: Callable[[], float] = time.monotonic,
+        *,
+        sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store, self.policy, self.retry, self.sleep = store, policy, retry, sleep
         self.on_object_retry = on_object_retry  # (objects, transient) per round

@@ -3,6 +3,9 @@ metrics and readiness say so; everything else raised at once to the batch guard.
 
 One place for what both stages did apart: the retry counter, the in-retry gauge,
 the readiness flag, and the rule for records the loop cannot move on without.
+Sleep and jitter are injected.
+
+Not pure (awaits I/O), through the calls it is given only.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from typing import TypeVar
 
 from processors.core.errors import is_retriable
 from processors.core.health import Health
-from processors.core.retry import Backoff, Sleep, retry_forever
+from processors.core.retry import Backoff, retry_forever
 from processors.metrics import Metrics
+from processors.ports import Sleep
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +28,14 @@ T = TypeVar("T")
 
 
 class StageRetry:
+    """Calls a dependency until it answers, counting and reporting the waits."""
+
     def __init__(
         self,
         metrics: Metrics,
         health: Health,
         backoff: Backoff,
+        *,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:

@@ -1,0 +1,1 @@
+"""Weaviate adapters (schema, the stages' writes and reads, the API's reads); not pure."""

@@ -1,39 +1,24 @@
 """The Weaviate side of enrichment: read memories with their vectors, find older
-similar memories of a tenant, and write facts and importance back."""
+similar memories of a tenant, and write facts and importance back.
+
+Implements :class:`processors.ports.EnrichStore`. Adapter (network I/O).
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import weaviate
 from weaviate.classes.query import Filter, MetadataQuery
 from weaviate.exceptions import WeaviateQueryError
 
-from processors.adapters.weaviate.store import UpsertItem, WeaviateStore
+from processors.adapters.weaviate.store import WeaviateStore
 from processors.core.enrichment import Candidate
+from processors.core.objects import StoredMemory, UpsertItem
 
-
-@dataclass(frozen=True)
-class StoredMemory:
-    uuid: str
-    memory_id: str
-    version: int
-    vector: list[float]
-    properties: dict[str, Any]
-
-    @property
-    def occurred_at(self) -> datetime | None:
-        value = self.properties.get("occurred_at")
-        return value if isinstance(value, datetime) else None
-
-    @property
-    def created_at(self) -> datetime | None:
-        value = self.properties.get("created_at")
-        return value if isinstance(value, datetime) else None
+# StoredMemory moved to processors.core.objects; re-exported for callers that import it here.
+__all__ = ["EnrichmentStore", "StoredMemory", "tenant_missing"]
 
 
 def _int(value: Any) -> int:
@@ -47,6 +32,8 @@ def _vector(raw: Any) -> list[float]:
 
 
 class EnrichmentStore:
+    """Reads and writes of the enrich stage, inside one tenant at a time."""
+
     def __init__(self, client: weaviate.WeaviateAsyncClient, collection: str) -> None:
         self.client = client
         self.name = collection
@@ -138,14 +125,3 @@ class EnrichmentStore:
 def tenant_missing(exc: Exception) -> bool:
     """Weaviate's answer for a tenant that does not exist: permanent, never retried."""
     return "tenant not found" in str(exc)
-
-
-async def gather_bounded(limit: int, calls: Sequence[Any]) -> list[Any]:
-    """Await coroutines with at most ``limit`` running at once, results in order."""
-    slots = asyncio.Semaphore(limit)
-
-    async def one(call: Any) -> Any:
-        async with slots:
-            return await call
-
-    return list(await asyncio.gather(*(one(c) for c in calls)))

@@ -1,4 +1,7 @@
-"""The read side in Weaviate: hybrid search and get, always inside one tenant."""
+"""The read side in Weaviate: hybrid search and get, always inside one tenant.
+
+Used by the HTTP API and the SDK (not by the stages). Adapter (network I/O).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 from weaviate.collections.classes.filters import _Filters
 from weaviate.exceptions import WeaviateQueryError
 
-from processors.adapters.weaviate.store import metadata_terms, object_uuid
+from processors.core.objects import metadata_terms, object_uuid
 
 RETURN_PROPERTIES = [
     "content",

@@ -1,20 +1,22 @@
-"""The Weaviate side: the memory collection, tenants, batched upserts and deletes."""
+"""The index stage's writes to Weaviate: batched upserts and deletes, per tenant.
+
+Implements :class:`processors.ports.VectorStore`. Also how Weaviate's answers are
+judged: which per-object refusals are transient (message parsing), how far a
+tenant's batch result can be trusted, and whole-call failures as
+:class:`~processors.core.errors.TransientError` / ``PermanentError``. The objects
+themselves (uuids, properties, items, errors) are defined in
+:mod:`processors.core.objects`, the collection in :mod:`.schema`. Adapter (network I/O).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
-import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 import weaviate
-from weaviate.classes.config import Configure, DataType, Property, Tokenization
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter
 from weaviate.exceptions import (
@@ -27,99 +29,36 @@ from weaviate.exceptions import (
     WeaviateInvalidInputError,
 )
 
+from processors.adapters.weaviate.schema import COLLECTION_PROPERTIES, ensure_collection
 from processors.core.errors import PermanentError, TransientError
+from processors.core.objects import (
+    DeleteItem,
+    ObjectError,
+    UpsertItem,
+    metadata_terms,
+    object_properties,
+    object_uuid,
+)
 from processors.core.reasons import Reason
-from processors.core.state import MemoryState
 
-log = logging.getLogger(__name__)
-
-OBJECT_NAMESPACE = uuid.UUID("0f6d8a52-3c1e-4d7b-9a2f-6b8e1c4d2a90")
-
-
-def object_uuid(tenant: str, memory_id: str) -> str:
-    """Deterministic object id: the same memory always lands on the same object."""
-    return str(uuid.uuid5(OBJECT_NAMESPACE, f"{tenant}/{memory_id}"))
-
-
-def metadata_terms(metadata: dict[str, Any]) -> list[str]:
-    """``key=value`` strings of the scalar metadata entries, for equality filters."""
-    terms = []
-    for key, value in sorted(metadata.items()):
-        if isinstance(value, bool):
-            terms.append(f"{key}={str(value).lower()}")
-        elif isinstance(value, str | int | float):
-            terms.append(f"{key}={value}")
-    return terms
-
-
-def _date(value: str | datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
-
-
-def object_properties(
-    memory_id: str,
-    state: MemoryState,
-    event_id: str,
-    occurred_at: datetime | None,
-    updated_at: datetime | None = None,
-) -> dict[str, Any]:
-    """The stored properties of a live memory (``updated_at``: the stage's clock)."""
-    return {
-        "content": state.content,
-        "memory_id": memory_id,
-        "agent_id": state.agent_id,
-        "run_id": state.run_id,
-        "metadata_json": json.dumps(state.metadata, sort_keys=True),
-        "metadata_terms": metadata_terms(state.metadata),
-        "version": state.version,
-        "event_id": event_id,
-        "created_at": _date(state.created_at),
-        "updated_at": updated_at or datetime.now(UTC),
-        "occurred_at": occurred_at,
-    }
-
-
-COLLECTION_PROPERTIES = [
-    Property(name="content", data_type=DataType.TEXT, tokenization=Tokenization.WORD),
-    Property(name="memory_id", data_type=DataType.TEXT, tokenization=Tokenization.FIELD),
-    Property(name="agent_id", data_type=DataType.TEXT, tokenization=Tokenization.FIELD),
-    Property(name="run_id", data_type=DataType.TEXT, tokenization=Tokenization.FIELD),
-    Property(name="metadata_json", data_type=DataType.TEXT, index_searchable=False),
-    Property(name="metadata_terms", data_type=DataType.TEXT_ARRAY, tokenization=Tokenization.FIELD),
-    Property(name="facts", data_type=DataType.TEXT_ARRAY),
-    Property(name="importance", data_type=DataType.NUMBER),
-    Property(name="version", data_type=DataType.INT),
-    Property(name="event_id", data_type=DataType.TEXT, tokenization=Tokenization.FIELD),
-    Property(name="created_at", data_type=DataType.DATE),
-    Property(name="updated_at", data_type=DataType.DATE),
-    Property(name="occurred_at", data_type=DataType.DATE),
+# The object names below moved to processors.core.objects and the collection to
+# .schema; they are re-exported for callers that import them from here.
+__all__ = [
+    "COLLECTION_PROPERTIES",
+    "DeleteItem",
+    "ObjectError",
+    "UpsertItem",
+    "WeaviateStore",
+    "metadata_terms",
+    "object_properties",
+    "object_uuid",
+    "refused",
+    "tenant_batch_errors",
+    "transient_refusal",
+    "whole_call_error",
 ]
 
-
-@dataclass(frozen=True)
-class UpsertItem:
-    tenant: str
-    uuid: str
-    properties: dict[str, Any]
-    vector: list[float]
-
-
-@dataclass(frozen=True)
-class DeleteItem:
-    tenant: str
-    uuid: str
-
-
-@dataclass(frozen=True)
-class ObjectError:
-    """Weaviate refused one object; ``transient`` when waiting may help (a read-only
-    shard, a tenant being activated), otherwise the object itself is at fault."""
-
-    message: str
-    transient: bool
-
+log = logging.getLogger(__name__)
 
 # Refusals that say "not now" rather than "never" (a shard set READONLY by an
 # operator or by Weaviate's disk-use guard, a tenant that is activating, overload).
@@ -136,6 +75,7 @@ def transient_refusal(message: str) -> bool:
 
 
 def refused(message: str) -> ObjectError:
+    """A per-object refusal as an :class:`ObjectError`, judged by its message."""
     return ObjectError(message[:500], transient_refusal(message))
 
 
@@ -199,17 +139,8 @@ class WeaviateStore:
         self.name = collection
 
     async def ensure_collection(self) -> None:
-        if await self.client.collections.exists(self.name):
-            return
-        await self.client.collections.create(
-            self.name,
-            properties=COLLECTION_PROPERTIES,
-            vector_config=Configure.Vectors.self_provided(),
-            multi_tenancy_config=Configure.multi_tenancy(
-                enabled=True, auto_tenant_creation=True, auto_tenant_activation=True
-            ),
-        )
-        log.info("created Weaviate collection %s", self.name)
+        """Create the collection (:mod:`.schema`) unless it exists."""
+        await ensure_collection(self.client, self.name)
 
     async def _reconnect_if_closed(self, exc: Exception) -> None:
         if isinstance(exc, WeaviateClosedClientError):

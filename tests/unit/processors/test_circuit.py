@@ -5,17 +5,7 @@ from __future__ import annotations
 import pytest
 
 from processors.core.circuit import CircuitBreaker, CircuitState
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.fakes import FakeClock
 
 
 class Changes:
@@ -89,14 +79,14 @@ def test_boundary_parameters_are_accepted() -> None:
 
 
 def test_starts_closed_and_lets_calls_through() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     cb = breaker(clock)
     assert state(cb) == CircuitState.CLOSED
     assert all(cb.allow() for _ in range(10))
 
 
 def test_failures_below_min_calls_do_not_open() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     changes = Changes()
     cb = breaker(clock, changes, min_calls=3)
     cb.record(False)
@@ -107,7 +97,7 @@ def test_failures_below_min_calls_do_not_open() -> None:
 
 
 def test_opens_when_ratio_reached_at_min_calls() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     changes = Changes()
     cb = breaker(clock, changes, min_calls=3, failure_ratio=0.5)
     cb.record(False)
@@ -120,7 +110,7 @@ def test_opens_when_ratio_reached_at_min_calls() -> None:
 
 
 def test_ratio_below_threshold_stays_closed() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     cb = breaker(clock, window=4, min_calls=4, failure_ratio=0.75)
     for ok in (False, True, False, True):
         cb.record(ok)
@@ -128,7 +118,7 @@ def test_ratio_below_threshold_stays_closed() -> None:
 
 
 def test_ratio_exactly_at_threshold_opens() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     cb = breaker(clock, window=4, min_calls=4, failure_ratio=0.75)
     for ok in (False, True, False, False):
         cb.record(ok)
@@ -136,7 +126,7 @@ def test_ratio_exactly_at_threshold_opens() -> None:
 
 
 def test_only_the_last_window_calls_count() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     cb = breaker(clock, window=4, min_calls=4, failure_ratio=0.75)
     for _ in range(4):
         cb.record(True)
@@ -148,7 +138,7 @@ def test_only_the_last_window_calls_count() -> None:
 
 
 def test_successes_push_old_failures_out_of_the_window() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     cb = breaker(clock, window=3, min_calls=3, failure_ratio=0.6)
     cb.record(False)
     cb.record(True)
@@ -159,7 +149,7 @@ def test_successes_push_old_failures_out_of_the_window() -> None:
 
 
 def test_refuses_until_cooldown_then_half_open() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     changes = Changes()
     cb = open_breaker(clock, changes)
     clock.advance(9.999)
@@ -171,7 +161,7 @@ def test_refuses_until_cooldown_then_half_open() -> None:
 
 
 def test_half_open_lets_exactly_one_probe_through() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     cb = open_breaker(clock)
     clock.advance(10)
     assert cb.allow() is True
@@ -181,7 +171,7 @@ def test_half_open_lets_exactly_one_probe_through() -> None:
 
 
 def test_probe_success_closes_and_starts_a_fresh_window() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     changes = Changes()
     cb = open_breaker(clock, changes)
     clock.advance(10)
@@ -199,7 +189,7 @@ def test_probe_success_closes_and_starts_a_fresh_window() -> None:
 
 
 def test_probe_failure_reopens_for_a_new_cooldown() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     changes = Changes()
     cb = open_breaker(clock, changes)
     clock.advance(15)
@@ -222,7 +212,7 @@ def test_probe_failure_reopens_for_a_new_cooldown() -> None:
 
 
 def test_results_arriving_while_open_are_ignored() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     changes = Changes()
     cb = open_breaker(clock, changes)
     # calls that went out before the opening report now: neither closes nor reopens
@@ -239,7 +229,7 @@ def test_results_arriving_while_open_are_ignored() -> None:
 
 
 def test_result_while_half_open_without_probe_is_ignored() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     changes = Changes()
     cb = open_breaker(clock, changes)
     clock.advance(10)
@@ -251,7 +241,7 @@ def test_result_while_half_open_without_probe_is_ignored() -> None:
 
 
 def test_late_failure_of_an_old_call_does_not_decide_the_probe() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     changes = Changes()
     cb = breaker(clock, changes)
     for _ in range(4):
@@ -270,7 +260,7 @@ def test_late_failure_of_an_old_call_does_not_decide_the_probe() -> None:
 
 
 def test_late_success_of_an_old_call_does_not_close_while_probing() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     cb = open_breaker(clock)
     clock.advance(10)
     assert cb.allow() is True
@@ -281,7 +271,7 @@ def test_late_success_of_an_old_call_does_not_close_while_probing() -> None:
 
 
 def test_released_probe_lets_the_next_call_probe() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     changes = Changes()
     cb = open_breaker(clock, changes)
     clock.advance(10)
@@ -295,7 +285,7 @@ def test_released_probe_lets_the_next_call_probe() -> None:
 
 
 def test_on_change_is_optional() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     cb = open_breaker(clock)  # no callback: no error
     clock.advance(10)
     assert cb.allow() is True
@@ -304,7 +294,7 @@ def test_on_change_is_optional() -> None:
 
 
 def test_on_change_not_called_without_a_change() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     changes = Changes()
     cb = breaker(clock, changes)
     for _ in range(5):
@@ -321,7 +311,7 @@ def test_default_clock_is_monotonic() -> None:
 
 
 def test_retry_after_is_the_rest_of_the_cooldown_then_a_whole_one_while_probing() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     cb = breaker(clock)
     assert cb.retry_after() == 0.0  # closed: go ahead
     cb = open_breaker(clock)
@@ -331,3 +321,16 @@ def test_retry_after_is_the_rest_of_the_cooldown_then_a_whole_one_while_probing(
     assert cb.retry_after() == 0.0  # half-open, the probe slot is free
     assert cb.allow() is True
     assert cb.retry_after() == 10.0  # the probe is out: wait for its verdict
+
+
+def test_closed_is_read_without_moving_the_circuit() -> None:
+    """Readiness probes read ``closed``: past the cooldown an open circuit stays open
+    (and its gauge says so) until a call is actually let through as a probe."""
+    clock = FakeClock(1000.0)
+    changes = Changes()
+    cb = open_breaker(clock, changes)
+    clock.advance(60.0)
+    assert cb.closed is False
+    assert changes.seen == [CircuitState.OPEN]
+    assert state(cb) == CircuitState.HALF_OPEN  # reading state does move it
+    assert changes.seen == [CircuitState.OPEN, CircuitState.HALF_OPEN]

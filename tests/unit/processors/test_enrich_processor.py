@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from processors.adapters.llm_client import LlmError
+from processors.core.errors import LlmError
 from processors.core.llm_prompts import Prompt, PromptKind, cache_key
 from processors.core.retry import Backoff
 from processors.metrics import build_metrics
@@ -20,13 +18,12 @@ from processors.stages.enrich_processor import (
     ProcessorConfig,
     balanced_chunks,
 )
+from tests.fakes import DictCache, FakeCompleter, FakeSleep, Reply, Script, facts_reply
 
 MODEL = "test-model"
 PROMPT = Prompt(PromptKind.FACTS, "facts.v1", "You extract facts.")
 BACKOFF = Backoff(base_s=0.5, cap_s=8.0)
 
-Reply = str | Exception
-Script = Callable[[int, list[dict[str, Any]]], Reply]
 
 # -- balanced_chunks ----------------------------------------------------------------------
 
@@ -55,70 +52,7 @@ def test_balanced_chunk_sizes(n: int, size: int, sizes: list[int]) -> None:
     assert [k for c in chunks for k in c] == keys  # every key once, in order
 
 
-# -- fakes --------------------------------------------------------------------------------
-
-
-def facts_reply(items: list[dict[str, Any]]) -> str:
-    return json.dumps({"results": [{"id": i["id"], "facts": [i["memory"].upper()]} for i in items]})
-
-
-class FakeCompleter:
-    """Answers with ``script(call_number, items)``; counts calls and requests in flight."""
-
-    def __init__(self, script: Script | None = None, yields: int = 5) -> None:
-        self.script: Script = script or (lambda n, items: facts_reply(items))
-        self.yields = yields
-        self.calls: list[list[dict[str, Any]]] = []
-        self.kinds: list[str] = []
-        self.messages: list[list[dict[str, str]]] = []
-        self.formats: list[dict[str, Any]] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-
-    async def complete(
-        self, kind: str, messages: list[dict[str, str]], response_format: dict[str, Any]
-    ) -> str:
-        payload = json.loads(messages[1]["content"])
-        self.calls.append(payload["items"])
-        self.kinds.append(kind)
-        self.messages.append(messages)
-        self.formats.append(response_format)
-        number = len(self.calls)
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            for _ in range(self.yields):
-                await asyncio.sleep(0)
-            reply = self.script(number, payload["items"])
-        finally:
-            self.in_flight -= 1
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
-
-    def ids(self) -> list[list[str]]:
-        return [[i["id"] for i in call] for call in self.calls]
-
-
-class DictCache:
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-        self.puts: list[str] = []
-
-    def get(self, key: str) -> bytes | None:
-        return self.data.get(key)
-
-    def put(self, key: str, value: bytes) -> None:
-        self.puts.append(key)
-        self.data[key] = value
-
-
-class FakeSleep:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
+# -- harness --------------------------------------------------------------------------------
 
 
 class Harness:

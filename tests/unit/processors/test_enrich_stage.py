@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from processors.adapters.weaviate.enrich import StoredMemory
-from processors.adapters.weaviate.store import object_uuid
 from processors.core.enrichment import Candidate, EnrichRequest
 from processors.core.events import EventType, MemoryEvent, Mode
-from processors.core.llm_prompts import PromptKind
+from processors.core.llm_prompts import Failure, PromptKind, Result
+from processors.core.objects import object_uuid
 from processors.core.records import OutRecord, SourceRef
 from processors.core.retry import Backoff
 from processors.metrics import build_metrics
+from processors.ports import Incoming
 from processors.stages.enrich import EnrichConfig, EnrichStage
-from processors.stages.enrich_processor import Failure, Result
-from processors.stages.index import Incoming
+from tests.fakes import BrokenProcessor, FakeEnrichStore, FakeProcessor, FakeSink
 
 EVENTS = "memory.events"
 ENRICHED = "memory.enriched"
@@ -32,99 +29,7 @@ NOW = T0 + timedelta(seconds=10)
 NOW_MS = int(NOW.timestamp() * 1000)
 INDEXED_MS = NOW_MS - 2000  # every request was indexed 2 s before it is enriched
 
-# -- fakes --------------------------------------------------------------------------------
-
-
-class FakeStore:
-    """Weaviate as the enrich stage sees it: objects by tenant and uuid, scripted neighbours."""
-
-    def __init__(self, lock: asyncio.Lock) -> None:
-        self.lock = lock
-        self.objects: dict[str, dict[str, StoredMemory]] = defaultdict(dict)
-        self.near: dict[str, list[Candidate]] = {}
-        self.refuse: dict[str, str] = {}
-        self.fetches: list[tuple[str, list[str]]] = []
-        self.neighbour_calls: list[tuple[str, str, int, float]] = []
-        self.writes: list[tuple[str, dict[str, tuple[int, dict[str, Any]]]]] = []
-        self.locked_during_write: list[bool] = []
-
-    def put(self, memory_id: str, version: int, tenant: str = TENANT) -> None:
-        uid = object_uuid(tenant, memory_id)
-        self.objects[tenant][uid] = StoredMemory(uid, memory_id, version, [0.1, 0.2], {})
-
-    async def fetch(self, tenant: str, uuids: Sequence[str]) -> dict[str, StoredMemory]:
-        self.fetches.append((tenant, list(uuids)))
-        return {u: self.objects[tenant][u] for u in uuids if u in self.objects[tenant]}
-
-    async def neighbours(
-        self, tenant: str, memory: StoredMemory, limit: int, max_distance: float
-    ) -> list[Candidate]:
-        self.neighbour_calls.append((tenant, memory.memory_id, limit, max_distance))
-        return self.near.get(memory.memory_id, [])
-
-    async def write_enrichment(
-        self, tenant: str, updates: dict[str, tuple[int, dict[str, Any]]]
-    ) -> tuple[list[str], dict[str, str]]:
-        self.locked_during_write.append(self.lock.locked())
-        self.writes.append((tenant, dict(updates)))
-        errors = {u: self.refuse[u] for u in updates if u in self.refuse}
-        return [u for u in updates if u not in errors], errors
-
-    def written(self) -> dict[str, tuple[int, dict[str, Any]]]:
-        """memory id -> (version, properties) of every write."""
-        by_uuid = {
-            m.uuid: m.memory_id for objects in self.objects.values() for m in objects.values()
-        }
-        return {by_uuid[u]: v for _, updates in self.writes for u, v in updates.items()}
-
-
-class FakeProcessor:
-    """Answers each item with ``answer(payload)``; records the items of every run."""
-
-    def __init__(self, answer: Callable[[dict[str, Any]], Result | None]) -> None:
-        self.answer = answer
-        self.runs: list[dict[str, dict[str, Any]]] = []
-
-    async def run(self, items: dict[str, dict[str, Any]]) -> dict[str, Result]:
-        self.runs.append(dict(items))
-        results: dict[str, Result] = {}
-        for item_id, payload in items.items():
-            got = self.answer(payload)
-            if got is not None:
-                results[item_id] = got
-        return results
-
-    def memories(self) -> list[str]:
-        return [p["memory"] for run in self.runs for p in run.values()]
-
-
-class BrokenProcessor:
-    async def run(self, items: dict[str, dict[str, Any]]) -> dict[str, Result]:
-        raise RuntimeError("processor bug")
-
-
-class FakeSink:
-    """Records what was sent, in the order the sends finished (``calls``); sends to
-    the ``slow`` topics take a few event-loop turns."""
-
-    def __init__(self, fail_times: int = 0, slow: frozenset[str] = frozenset()) -> None:
-        self.records: dict[str, list[OutRecord]] = defaultdict(list)
-        self.calls: list[tuple[str, int]] = []
-        self.fail_times = fail_times
-        self.slow = slow
-
-    async def send_all(self, topic: str, records: Sequence[OutRecord]) -> None:
-        if self.fail_times:
-            self.fail_times -= 1
-            raise ConnectionError("kafka unavailable")
-        if topic in self.slow:
-            for _ in range(5):
-                await asyncio.sleep(0)
-        self.calls.append((topic, len(records)))
-        self.records[topic] += list(records)
-
-    def values(self, topic: str) -> list[dict[str, Any]]:
-        return [json.loads(r.value) for r in self.records[topic] if r.value is not None]
+# -- harness --------------------------------------------------------------------------------
 
 
 def default_facts(payload: dict[str, Any]) -> Result | None:
@@ -149,7 +54,7 @@ class Harness:
     ) -> None:
         self.registry = CollectorRegistry()
         self.lock = asyncio.Lock()
-        self.store = FakeStore(self.lock)
+        self.store = FakeEnrichStore(self.lock)
         self.sink = sink or FakeSink()
         self.facts = FakeProcessor(facts)
         self.importance = FakeProcessor(importance)

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
-import math
-from collections import defaultdict
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from processors.adapters.weaviate.store import DeleteItem, ObjectError, UpsertItem, object_uuid
 from processors.core.events import EventType, MemoryEvent, new_event
+from processors.core.objects import DeleteItem, object_uuid
 from processors.core.records import OutRecord, SourceRef
 from processors.core.retry import Backoff
-from processors.core.state import MemoryState, memory_key
+from processors.core.state import memory_key
 from processors.core.validation import Limits
 from processors.metrics import build_metrics
 from processors.stages.index import BatchReport, Incoming, IndexConfig, IndexStage
 from processors.stages.object_writes import WritePolicy
+from tests.fakes import (
+    PERMANENT_REFUSAL,
+    BrokenState,
+    DictState,
+    FakeEmbedder,
+    FakeSink,
+    FakeVectorStore,
+    unit_vector,
+)
 
 HISTORY = "memory.history"
 DEADLETTER = "memory.deadletter"
@@ -31,157 +35,20 @@ NOW = T0 + timedelta(seconds=5)
 TENANT = "acme"
 
 
-# -- fakes ----------------------------------------------------------------------------
-
-
-class DictState:
-    def __init__(self) -> None:
-        self.data: dict[str, MemoryState] = {}
-        self.puts: list[str] = []
-
-    def get(self, handle: object, key: str) -> MemoryState | None:
-        return self.data.get(key)
-
-    def put(self, handle: object, key: str, state: MemoryState) -> None:
-        self.puts.append(key)
-        self.data[key] = state
-
-
-class BrokenState(DictState):
-    """A programming error in the state table: every read fails (not transient)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gets = 0
-
-    def get(self, handle: object, key: str) -> MemoryState | None:
-        self.gets += 1
-        raise RuntimeError("state table bug")
-
-
-def unit_vector(text: str) -> list[float]:
-    digest = hashlib.sha256(text.encode()).digest()
-    raw = [b + 1.0 for b in digest[:4]]
-    norm = math.sqrt(sum(v * v for v in raw))
-    return [v / norm for v in raw]
-
-
-class FakeEmbedder:
-    def __init__(self) -> None:
-        self.calls = 0
-        self.texts: list[str] = []
-
-    def embed(self, texts: Sequence[str], batch_size: int = 256) -> list[list[float]]:
-        self.calls += 1
-        self.texts += list(texts)
-        return [unit_vector(t) for t in texts]
-
-
-PERMANENT_REFUSAL = "invalid text property 'content': not a string"
-READ_ONLY = "store is read-only due to: manually set by user"
-
-
-class FakeStore:
-    """Weaviate in a dict. ``refuse``: uuids refused for good; ``read_only``: uuids
-    refused as a READONLY shard would, for the next ``read_only_rounds`` calls."""
-
-    def __init__(
-        self,
-        refuse: set[str] | None = None,
-        fail_times: int = 0,
-        read_only: set[str] | None = None,
-        read_only_rounds: int = 0,
-    ) -> None:
-        self.objects: dict[str, UpsertItem] = {}
-        self.upsert_calls: list[list[UpsertItem]] = []
-        self.delete_calls: list[list[DeleteItem]] = []
-        self.refuse = refuse or set()
-        self.read_only = read_only or set()
-        self.read_only_rounds = read_only_rounds
-        self.fail_times = fail_times
-        self.failures = 0
-
-    def _locked(self, uid: str) -> bool:
-        return uid in self.read_only and self.read_only_rounds > 0
-
-    async def upsert(self, items: Sequence[UpsertItem]) -> dict[str, ObjectError]:
-        if self.failures < self.fail_times:
-            self.failures += 1
-            raise ConnectionError("weaviate unavailable")
-        self.upsert_calls.append(list(items))
-        errors: dict[str, ObjectError] = {}
-        for item in items:
-            if item.uuid in self.refuse:
-                errors[item.uuid] = ObjectError(PERMANENT_REFUSAL, transient=False)
-            elif self._locked(item.uuid):
-                errors[item.uuid] = ObjectError(READ_ONLY, transient=True)
-            else:
-                self.objects[item.uuid] = item
-        self.read_only_rounds -= 1 if any(self._locked(i.uuid) for i in items) else 0
-        return errors
-
-    async def delete(self, items: Sequence[DeleteItem]) -> dict[str, ObjectError]:
-        self.delete_calls.append(list(items))
-        errors: dict[str, ObjectError] = {}
-        for item in items:
-            if self._locked(item.uuid):
-                errors[item.uuid] = ObjectError("batch delete refused", transient=True)
-            else:
-                self.objects.pop(item.uuid, None)
-        self.read_only_rounds -= 1 if any(self._locked(i.uuid) for i in items) else 0
-        return errors
-
-    @property
-    def upserted(self) -> list[UpsertItem]:
-        return [i for call in self.upsert_calls for i in call]
-
-
-class FakeSink:
-    """Records what was sent. Sends to the ``slow`` topics take a few event-loop turns,
-    so a test can see whether a send waited for them; ``completed`` is the order in
-    which sends finished."""
-
-    def __init__(
-        self,
-        fail_times: int = 0,
-        state: DictState | None = None,
-        slow: frozenset[str] = frozenset(),
-    ) -> None:
-        self.records: dict[str, list[OutRecord]] = defaultdict(list)
-        self.fail_times = fail_times
-        self.failures = 0
-        self.state = state
-        self.state_sizes_seen: list[int] = []
-        self.slow = slow
-        self.completed: list[str] = []
-
-    async def send_all(self, topic: str, records: Sequence[OutRecord]) -> None:
-        if self.state is not None:
-            self.state_sizes_seen.append(len(self.state.puts))
-        if self.failures < self.fail_times:
-            self.failures += 1
-            raise ConnectionError("kafka unavailable")
-        if topic in self.slow:
-            for _ in range(5):
-                await asyncio.sleep(0)
-        self.records[topic] += list(records)
-        self.completed.append(topic)
-
-    def values(self, topic: str) -> list[dict[str, Any]]:
-        return [json.loads(r.value) for r in self.records[topic] if r.value is not None]
+# -- harness ----------------------------------------------------------------------------
 
 
 class Harness:
     def __init__(
         self,
-        store: FakeStore | None = None,
+        store: FakeVectorStore | None = None,
         sink: FakeSink | None = None,
         state: DictState | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.state = state or DictState()
         self.embedder = FakeEmbedder()
-        self.store = store or FakeStore()
+        self.store = store or FakeVectorStore()
         self.sink = sink or FakeSink()
         self.config = IndexConfig(
             history_topic=HISTORY,
@@ -389,7 +256,7 @@ async def test_add_then_delete_in_one_batch_only_deletes() -> None:
 
 
 async def test_transient_weaviate_failure_is_retried() -> None:
-    h = Harness(store=FakeStore(fail_times=2))
+    h = Harness(store=FakeVectorStore(fail_times=2))
     report = await h.stage.process(batch(add("e1", "m-1", "a"), add("e2", "m-2", "b")))
     assert report.applied == 2
     assert report.dead_lettered == 0
@@ -402,7 +269,7 @@ async def test_transient_weaviate_failure_is_retried() -> None:
 
 
 async def test_refused_object_is_dead_lettered_others_applied() -> None:
-    h = Harness(store=FakeStore(refuse={uuid_of("m-bad")}))
+    h = Harness(store=FakeVectorStore(refuse={uuid_of("m-bad")}))
     report = await h.stage.process(
         batch(add("e1", "m-1", "fine"), add("e2", "m-bad", "refused"), add("e3", "m-3", "fine"))
     )

@@ -13,12 +13,10 @@ from processors.core.retry import Backoff
 from processors.core.state import MemoryState
 from processors.stages.index import BatchReport, Incoming
 from processors.stages.object_writes import WritePolicy
+from tests.fakes import DictState, FakeSink, FakeVectorStore
 from tests.unit.processors.test_index_stage import (
     DEADLETTER,
     TENANT,
-    DictState,
-    FakeSink,
-    FakeStore,
     Harness,
     add,
     batch,
@@ -63,7 +61,7 @@ async def test_a_batch_that_fails_as_a_whole_loses_only_its_culprit() -> None:
 
 
 async def test_a_read_only_shard_is_waited_out_and_nothing_is_dead_lettered() -> None:
-    store = FakeStore(read_only={uuid_of("m-1")}, read_only_rounds=3)
+    store = FakeVectorStore(read_only={uuid_of("m-1")}, read_only_rounds=3)
     h = Harness(store=store)
     report = await h.stage.process_safely(batch(add("e1", "m-1", "a"), add("e2", "m-2", "b")))
     assert report == BatchReport(received=2, applied=2)
@@ -76,7 +74,7 @@ async def test_a_read_only_shard_is_waited_out_and_nothing_is_dead_lettered() ->
 
 
 async def test_a_delete_is_acked_only_once_the_object_is_gone() -> None:
-    store = FakeStore()
+    store = FakeVectorStore()
     h = Harness(store=store)
     await h.stage.process(batch(add("e1", "m-1", "a")))
     store.read_only, store.read_only_rounds = {uuid_of("m-1")}, 2
@@ -98,9 +96,10 @@ async def test_a_delete_is_acked_only_once_the_object_is_gone() -> None:
 
 
 async def test_a_shard_refusing_past_the_budget_dead_letters_as_unavailable() -> None:
-    store = FakeStore(read_only={uuid_of("m-1")}, read_only_rounds=1_000)
+    store = FakeVectorStore(read_only={uuid_of("m-1")}, read_only_rounds=1_000)
     h = Harness(store=store)
-    h.stage.writer.policy = WritePolicy(transient_budget_s=0.0, backoff=Backoff(0.001, 0.002))
+    policy = WritePolicy(transient_budget_s=0.0, backoff=Backoff(0.001, 0.002))
+    h.stage.writes.writer.policy = policy
     report = await h.stage.process(batch(add("e1", "m-1", "a"), add("e2", "m-2", "b")))
     assert report == BatchReport(received=2, applied=1, dead_lettered=1)
     assert [(d["reason"], d["event_id"]) for d in h.dead()] == [("weaviate_unavailable", "e1")]
@@ -189,7 +188,7 @@ class RefusingLargeRecords(FakeSink):
 
 async def test_a_dead_letter_the_broker_refuses_is_sent_cut_short() -> None:
     h = Harness(sink=RefusingLargeRecords())
-    h.stage.writer.policy = WritePolicy(permanent_attempts=1)
+    h.stage.writes.writer.policy = WritePolicy(permanent_attempts=1)
     huge = b"{" + b" " * 100_000  # invalid JSON, and too large for this broker
     report = await h.stage.process_safely(batch(huge, add("e1", "m-1", "a")))
     assert report.dead_lettered == 1 and report.applied == 1

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiokafka import errors as ke
 
+from processors.adapters.kafka_errors import KAFKA_TRANSIENT, kafka_fatal, kafka_permanent_reason
 from processors.adapters.kafka_sink import (
     KafkaRecordSink,
     ProducerStoppedError,
@@ -21,15 +22,13 @@ from processors.adapters.kafka_sink import (
     ResilientProducer,
 )
 from processors.core.errors import (
+    KAFKA_TRANSIENT_NAMES,
     PermanentError,
     TransientError,
     is_retriable,
-    kafka_fatal,
-    kafka_permanent_reason,
 )
 from processors.core.records import OutRecord
 from streams.client.publisher import EventPublisher
-from streams.client.publisher import durable_producer as reexported
 from streams.settings import Settings
 
 
@@ -391,12 +390,6 @@ async def test_event_publisher_publishes_through_a_resilient_producer() -> None:
     assert publisher.producer.recreations == 1
 
 
-def test_durable_producer_is_still_importable_from_streams_publisher() -> None:
-    from processors.adapters.kafka_sink import durable_producer
-
-    assert reexported is durable_producer
-
-
 @pytest.mark.parametrize(
     ("error", "fatal", "retriable", "reason"),
     [
@@ -422,3 +415,8 @@ def test_kafka_error_classes(
     assert kafka_fatal(error) is fatal
     assert is_retriable(error) is retriable
     assert kafka_permanent_reason(error) == reason
+
+
+def test_core_knows_the_transient_kafka_errors_by_their_names() -> None:
+    assert {c.__name__ for c in KAFKA_TRANSIENT} == KAFKA_TRANSIENT_NAMES
+    assert all(is_retriable(c()) for c in KAFKA_TRANSIENT)

@@ -20,6 +20,7 @@ from processors.adapters.llm_client import (
 )
 from processors.core.circuit import CircuitBreaker, CircuitState
 from processors.metrics import build_metrics
+from tests.fakes import FakeClock
 
 URL = "http://llm.test/v1/chat/completions"
 LABEL = "http://llm.test/v1"
@@ -110,14 +111,6 @@ def test_endpoint_failures() -> None:
 
 
 # -- LlmEndpoint ----------------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def response(content: str | None) -> SimpleNamespace:

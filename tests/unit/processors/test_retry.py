@@ -7,14 +7,7 @@ import random
 import pytest
 
 from processors.core.retry import Backoff, retry_forever
-
-
-class FakeSleep:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
+from tests.fakes import FakeSleep
 
 
 class Flaky:

@@ -1,0 +1,129 @@
+"""The ports: what the stages need from the world, as protocols. Pure (no I/O here).
+
+The stages (``processors.stages``) depend on these and on ``processors.core`` only;
+the adapters (the ``adapters`` subpackage) implement them against Kafka, Weaviate,
+fastembed and an OpenAI-compatible endpoint, and the unit tests against in-memory
+fakes (``tests/fakes.py``). The data the ports carry (records, objects, states,
+answers) is defined in ``processors.core``.
+
+Time and randomness are ports too: a stage takes ``now: Clock`` for the wall clock,
+``sleep: Sleep`` for waiting and ``rng: random.Random | None`` for jitter, all as
+keyword arguments of its constructor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from processors.core.enrichment import Candidate
+from processors.core.llm_prompts import Result
+from processors.core.objects import DeleteItem, ObjectError, StoredMemory, UpsertItem
+from processors.core.records import OutRecord, SourceRef
+from processors.core.retry import Sleep
+from processors.core.state import MemoryState
+
+__all__ = [
+    "Cache",
+    "Clock",
+    "Completer",
+    "EnrichStore",
+    "Incoming",
+    "ItemProcessor",
+    "RecordSink",
+    "Sleep",
+    "StateStore",
+    "TextEmbedder",
+    "VectorStore",
+    "utc_now",
+]
+
+H = TypeVar("H")
+H_contra = TypeVar("H_contra", contravariant=True)
+
+#: The wall clock (timezone-aware). ``Sleep`` (``async (seconds) -> None``) is defined
+#: next to the backoff it serves, in ``processors.core.retry``, and re-exported here.
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The default :data:`Clock`: now, in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Incoming(Generic[H]):
+    """One consumed message and an opaque handle (for state writes, or None)."""
+
+    key: bytes | None
+    value: bytes | None
+    source: SourceRef
+    handle: H
+
+
+class StateStore(Protocol[H_contra]):
+    """Per-memory state; the handle is the incoming event the key arrived with."""
+
+    def get(self, handle: H_contra, key: str) -> MemoryState | None: ...
+
+    def put(self, handle: H_contra, key: str, state: MemoryState) -> None: ...
+
+
+class RecordSink(Protocol):
+    """Sends records to a topic; returns once the broker has them all."""
+
+    async def send_all(self, topic: str, records: Sequence[OutRecord]) -> None: ...
+
+
+class TextEmbedder(Protocol):
+    """Texts to vectors; called from a worker thread."""
+
+    def embed(self, texts: Sequence[str], batch_size: int = ...) -> list[list[float]]: ...
+
+
+class VectorStore(Protocol):
+    """The index stage's writes. Raises on a call that fails as a whole; returns
+    uuid -> error for the objects it refused one by one."""
+
+    async def upsert(self, items: Sequence[UpsertItem]) -> dict[str, ObjectError]: ...
+
+    async def delete(self, items: Sequence[DeleteItem]) -> dict[str, ObjectError]: ...
+
+
+class EnrichStore(Protocol):
+    """The enrich stage's reads and writes of stored memories, inside one tenant."""
+
+    async def fetch(self, tenant: str, uuids: Sequence[str]) -> dict[str, StoredMemory]: ...
+
+    async def neighbours(
+        self, tenant: str, memory: StoredMemory, limit: int, max_distance: float
+    ) -> list[Candidate]: ...
+
+    async def write_enrichment(
+        self, tenant: str, updates: dict[str, tuple[int, dict[str, Any]]]
+    ) -> tuple[list[str], dict[str, str]]: ...
+
+
+class ItemProcessor(Protocol):
+    """One enrichment (facts, importance or decision) over many items; never raises
+    for an item: its result is the answer or a Failure."""
+
+    async def run(self, items: dict[str, dict[str, Any]]) -> dict[str, Result]: ...
+
+
+class Cache(Protocol):
+    """Answers already paid for, by cache key."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, value: bytes) -> None: ...
+
+
+class Completer(Protocol):
+    """One chat completion; raises :class:`processors.core.errors.LlmError`."""
+
+    async def complete(
+        self, kind: str, messages: list[dict[str, str]], response_format: dict[str, Any]
+    ) -> str: ...
