@@ -1,4 +1,5 @@
-"""The `agentmem` command line."""
+"""The `agentmem` command line: the one launcher of every AgentMem process (stack, worker,
+API, requeue, demo, SDK commands). Subcommands import their modules when run."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from loadgen import demo
 from streams import client_cli
 from streams.settings import Settings
 from streams.stack import cli as stack_cli
@@ -63,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "stack":
         return stack_cli.run(args, settings)
     if args.command == "demo":
+        from loadgen import demo  # the demo's load generator and sample data
+
         return demo.run(settings)
     if args.command == "api":
         from streams.http.app import run_api

@@ -1,4 +1,5 @@
-"""`agentmem publish|search|get|history`: the SDK from the command line."""
+"""`agentmem publish|search|get|history`: the SDK from the command line (the SDK is
+imported when one of these commands runs, not when the parser is built)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from processors.core.events import MemoryEvent, new_event
-from streams.client.sdk import AgentMem
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.client.sdk import AgentMem
 
 CHUNK = 500
 
@@ -126,6 +129,8 @@ async def _publish(args: argparse.Namespace, mem: AgentMem) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.client.sdk import AgentMem  # Kafka and Weaviate clients: only when used
+
     async with AgentMem(settings) as mem:
         if args.command == "publish":
             return await _publish(args, mem)

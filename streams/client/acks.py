@@ -1,4 +1,8 @@
-"""Watch ``memory.indexed`` so that a writer can wait until its events are searchable."""
+"""Watch ``memory.indexed`` so that a writer can wait until its events are searchable.
+
+Not pure (follows a topic); the bookkeeping (:meth:`AckWatcher.on_record`) is plain
+code that unit tests feed records directly.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +22,9 @@ KEEP_ACKS = 200_000
 class AckWatcher(TopicFollower):
     """Acks seen since start(), by event id (the newest ``KEEP_ACKS``)."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        super().__init__(bootstrap, topic, from_beginning=False)
+    from_beginning = False
+
+    def init_state(self) -> None:
         self.acks: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def on_record(self, record: ConsumerRecord[bytes, bytes]) -> None:

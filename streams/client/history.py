@@ -1,4 +1,8 @@
-"""A projection of the compacted ``memory.history`` topic: each memory's changes in order."""
+"""A projection of the compacted ``memory.history`` topic: each memory's changes in order.
+
+Not pure (follows a topic from its beginning); the projection itself
+(:meth:`HistoryView.on_record`) is plain code.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from streams.client.topic_follower import TopicFollower
 
 
 class HistoryView(TopicFollower):
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        super().__init__(bootstrap, topic, from_beginning=True)
+    from_beginning = True
+
+    def init_state(self) -> None:
         self._by_memory: dict[str, dict[int, dict[str, Any]]] = {}
 
     def on_record(self, record: ConsumerRecord[bytes, bytes]) -> None:

@@ -1,21 +1,34 @@
 """Publishing memory events to ``memory.events`` (the write half of the SDK).
 
 :class:`EventPublisher` sends through a :class:`processors.adapters.kafka_sink.ResilientProducer`,
-so it keeps publishing after a broker restart. ``durable_producer`` is re-exported from
-:mod:`processors.adapters.kafka_sink` for the worker, requeue and loadgen.
+so it keeps publishing after a broker restart (built by :mod:`streams.clients`, or
+injected). Not pure (Kafka).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import Protocol
 
-from processors.adapters.kafka_sink import ResilientProducer, durable_producer
 from processors.core.events import MemoryEvent
+from streams import clients
 from streams.client.topics import Topics
 from streams.settings import Settings
 
-__all__ = ["EventPublisher", "durable_producer"]
+__all__ = ["EventPublisher", "RecordProducer"]
+
+
+class RecordProducer(Protocol):
+    """What the publisher uses of a :class:`ResilientProducer` (a fake in unit tests)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send_all(
+        self, topic: str, records: Sequence[tuple[bytes | None, bytes | None]]
+    ) -> None: ...
 
 
 class EventPublisher:
@@ -36,15 +49,19 @@ class EventPublisher:
         *,
         delivery_timeout_s: float = 15.0,
         on_recreate: Callable[[BaseException], None] | None = None,
+        producer: RecordProducer | None = None,
     ) -> None:
         self.topic = Topics.from_settings(settings).events
-        bootstrap = settings.kafka_bootstrap_servers
-        request_timeout_ms = max(1000, int(delivery_timeout_s * 1000))
-        self.producer = ResilientProducer(
-            lambda: durable_producer(bootstrap, request_timeout_ms=request_timeout_ms),
-            delivery_timeout_s=delivery_timeout_s,
-            stop_timeout_s=delivery_timeout_s,
-            on_recreate=on_recreate,
+        self.producer: RecordProducer = (
+            producer
+            if producer is not None
+            else clients.resilient_producer(
+                settings,
+                delivery_timeout_s=delivery_timeout_s,
+                stop_timeout_s=delivery_timeout_s,
+                request_timeout_ms=max(1000, int(delivery_timeout_s * 1000)),
+                on_recreate=on_recreate,
+            )
         )
 
     async def start(self) -> None:

@@ -6,6 +6,11 @@
         hits = await mem.search("user-42", "seat preference")
 
 `AgentMemSync` wraps it for code without an event loop.
+
+:class:`AgentMem` holds no client code of its own: its collaborators (a publisher, the
+ack watcher, the history view, the Weaviate reader and the embedder; protocols in
+:mod:`streams.client.ports`) are given to it, or built from its settings through
+:mod:`streams.clients`. It starts and stops all of them.
 """
 
 from __future__ import annotations
@@ -17,50 +22,54 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
-import weaviate
-
-from processors.adapters.embedding import Embedder
-from processors.adapters.weaviate.reader import Memory, MemoryReader
+from processors.adapters.weaviate.reader import Memory
 from processors.core.events import EventType, MemoryEvent, Mode, new_event
+from streams import clients
 from streams.client.acks import AckWatcher
 from streams.client.history import HistoryView
+from streams.client.ports import Acks, History, Publisher, Reader, TextEmbedder
 from streams.client.publisher import EventPublisher
+from streams.client.reader import WeaviateReader
 from streams.client.topics import Topics
 from streams.settings import Settings
-from streams.stack.modelpack import pack_dir
 
 T = TypeVar("T")
 
 
 class AgentMem:
-    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
+    """The asynchronous SDK. Collaborators not given are built from ``settings``; the
+    embedder is loaded on the first search (it takes seconds)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        publisher: Publisher | None = None,
+        acks: Acks | None = None,
+        history: History | None = None,
+        reader: Reader | None = None,
+        embedder: TextEmbedder | None = None,
+    ) -> None:
         self.settings = settings
         topics = Topics.from_settings(settings)
-        self.publisher = EventPublisher(settings)
-        self.acks = AckWatcher(settings.kafka_bootstrap_servers, topics.indexed)
-        self.history_view = HistoryView(settings.kafka_bootstrap_servers, topics.history)
+        bootstrap = settings.kafka_bootstrap_servers
+        self.publisher: Publisher = publisher or EventPublisher(settings)
+        self.acks: Acks = acks or AckWatcher(bootstrap, topics.indexed)
+        self.history_view: History = history or HistoryView(bootstrap, topics.history)
+        self.reader: Reader = reader or WeaviateReader(settings)
         self._embedder = embedder
-        self._client: weaviate.WeaviateAsyncClient | None = None
-        self._reader: MemoryReader | None = None
 
     async def start(self) -> None:
         await self.acks.start()  # before publishing: no ack is missed
         await self.history_view.start()
         await self.publisher.start()
-        self._client = weaviate.use_async_with_local(
-            host=self.settings.weaviate_host,
-            port=self.settings.weaviate_http_port,
-            grpc_port=self.settings.weaviate_grpc_port,
-        )
-        await self._client.connect()
-        self._reader = MemoryReader(self._client, self.settings.weaviate_collection)
+        await self.reader.start()
 
     async def stop(self) -> None:
         await self.publisher.stop()
         await self.acks.stop()
         await self.history_view.stop()
-        if self._client is not None:
-            await self._client.close()
+        await self.reader.stop()
 
     async def __aenter__(self) -> AgentMem:
         await self.start()
@@ -139,19 +148,20 @@ class AgentMem:
 
     # -- read --------------------------------------------------------------------
 
-    @property
-    def reader(self) -> MemoryReader:
-        if self._reader is None:
-            raise RuntimeError("AgentMem.start() has not been called")
-        return self._reader
-
     async def weaviate_ready(self) -> bool:
-        return self._client is not None and await self._client.is_ready()
+        return await self.reader.ready()
 
-    def _embedder_now(self) -> Embedder:
+    async def kafka_ready(self, timeout_s: float = 5.0) -> bool:
+        """Whether memory.indexed can be read to its end within ``timeout_s``."""
+        try:
+            await self.acks.catch_up(timeout_s=timeout_s)
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            return False
+        return True
+
+    def _embedder_now(self) -> TextEmbedder:
         if self._embedder is None:
-            s = self.settings
-            self._embedder = Embedder(s.embedding_model, pack_dir(s.cache_dir), s.embedding_threads)
+            self._embedder = clients.embedder(self.settings)
         return self._embedder
 
     async def embed_query(self, text: str) -> list[float]:
@@ -190,18 +200,30 @@ class AgentMem:
 
 
 class AgentMemSync:
-    """The SDK for synchronous code: an event loop of its own in a background thread."""
+    """The SDK for synchronous code: an event loop of its own in a background thread.
 
-    def __init__(self, settings: Settings) -> None:
+    Takes the same collaborators as :class:`AgentMem`, or a ready ``client``."""
+
+    def __init__(
+        self, settings: Settings, *, client: AgentMem | None = None, **collaborators: Any
+    ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self.client = AgentMem(settings)
+        self.client = client or AgentMem(settings, **collaborators)
         self._call(self.client.start())
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
         return future.result()
+
+    def __enter__(self) -> AgentMemSync:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     def add(self, tenant: str, content: str, **kwargs: Any) -> str:
         return self._call(self.client.add(tenant, content, **kwargs))

@@ -1,5 +1,9 @@
-"""Follow a topic in the background (no consumer group): the base of the ack watcher
-and the history projection."""
+"""Follow a topic in the background (no consumer group): the base of the ack watcher,
+the history projection and the dead-letter reader. Not pure (a Kafka consumer).
+
+The consumer and the partition lookup are injectable, so that a follower runs on a
+fake consumer in unit tests; by default they come from :mod:`streams.clients`.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +11,78 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Protocol
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 
+from streams import clients
 from streams.client.topics import partitions_of
 
 log = logging.getLogger(__name__)
 
 
+class FollowerConsumer(Protocol):
+    """What a follower uses of an ``AIOKafkaConsumer``."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def assign(self, partitions: list[TopicPartition]) -> None: ...
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> Any: ...
+
+    async def seek_to_end(self, *partitions: TopicPartition) -> Any: ...
+
+    async def position(self, partition: TopicPartition) -> int: ...
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]: ...
+
+
+ConsumerFactory = Callable[[], FollowerConsumer]
+PartitionLookup = Callable[[], Awaitable[list[int]]]
+
+
 class TopicFollower(ABC):
-    def __init__(self, bootstrap: str, topic: str, from_beginning: bool) -> None:
-        self.bootstrap, self.topic, self.from_beginning = bootstrap, topic, from_beginning
-        self._consumer: AIOKafkaConsumer | None = None
+    #: read the topic from its beginning (a projection) or from now on (acks)
+    from_beginning: ClassVar[bool]
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        consumer_factory: ConsumerFactory | None = None,
+        partitions: PartitionLookup | None = None,
+    ) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        from_beginning = self.from_beginning
+        self._consumer_factory: ConsumerFactory = consumer_factory or (
+            lambda: clients.follower_consumer(bootstrap, from_beginning=from_beginning)
+        )
+        self._partitions: PartitionLookup = partitions or (lambda: partitions_of(bootstrap, topic))
+        self._consumer: FollowerConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._tps: list[TopicPartition] = []
         self._progress = asyncio.Condition()
+        self.init_state()
+
+    def init_state(self) -> None:  # noqa: B027 - an optional hook, not abstract
+        """Where a subclass sets up what it keeps of the records (called by __init__)."""
 
     @abstractmethod
     def on_record(self, record: ConsumerRecord[bytes, bytes]) -> None: ...
 
     async def start(self) -> None:
-        partitions = await partitions_of(self.bootstrap, self.topic)
+        partitions = await self._partitions()
         if not partitions:
             raise RuntimeError(f"topic {self.topic} does not exist (is the worker running?)")
-        # The reset policy agrees with the seek below: the consumer's own initial
-        # position reset can otherwise race the seek and win.
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest" if self.from_beginning else "latest",
-        )
+        self._consumer = self._consumer_factory()
         await self._consumer.start()
         self._tps = [TopicPartition(self.topic, p) for p in partitions]
         self._consumer.assign(self._tps)
@@ -49,7 +95,7 @@ class TopicFollower(ABC):
         self._task = asyncio.create_task(self._run(), name=f"follow {self.topic}")
 
     @property
-    def consumer(self) -> AIOKafkaConsumer:
+    def consumer(self) -> FollowerConsumer:
         if self._consumer is None:
             raise RuntimeError(f"follower of {self.topic} has not been started")
         return self._consumer

@@ -1,12 +1,17 @@
-"""Our topics, their configs, and creating them when missing."""
+"""Our topics, their configs, and creating them when missing.
+
+:class:`Topics` and :func:`topic_specs` are pure; :func:`ensure_topics` and
+:func:`partitions_of` talk to Kafka (an admin client from :mod:`streams.clients`).
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
+from streams import clients
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,7 +77,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create the missing topics with their configs; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = clients.kafka_admin(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -97,7 +102,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
 
 async def partitions_of(bootstrap: str, topic: str) -> list[int]:
     """The topic's partition numbers (empty if it does not exist)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = clients.kafka_admin(bootstrap)
     await admin.start()
     try:
         described = await admin.describe_topics([topic])

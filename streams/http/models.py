@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API."""
+"""Request and response bodies of the HTTP API (pydantic models). Pure."""
 
 from __future__ import annotations
 

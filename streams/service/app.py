@@ -1,4 +1,5 @@
-"""The faust app and its table: configuration only."""
+"""The faust app and its raw-bytes topics: configuration only (pure apart from faust's
+objects; nothing connects until the worker runs)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Consumer lag of the worker's group on memory.events, exported as a gauge."""
+"""Consumer lag of the worker's group on a topic, exported as a gauge. Not pure (Kafka
+clients from :mod:`streams.clients`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from processors.metrics import Metrics
+from streams import clients
 from streams.client.topics import partitions_of
 
 log = logging.getLogger(__name__)
@@ -23,9 +25,9 @@ class LagMonitor:
 
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None or self._consumer is None:
-            self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            self._admin = clients.kafka_admin(self.bootstrap)
             await self._admin.start()
-            self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
+            self._consumer = clients.kafka_consumer(self.bootstrap)
             await self._consumer.start()
         return self._admin, self._consumer
 

@@ -9,6 +9,8 @@ back to memory.enrich. Invalid events (stage ``validate``) and refusals (stage
 truncated (its original was too large to keep) cannot be sent either; it is counted.
 Requeueing twice is harmless: an event already applied is a no-op, an enrichment of a
 memory that changed since is stale, and answers already cached cost nothing.
+
+:func:`requeueable` is pure; :func:`requeue` reads and writes Kafka.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from typing import Any, Literal
 
 from aiokafka import ConsumerRecord
 
-from processors.adapters.kafka_sink import KafkaRecordSink, ResilientProducer, durable_producer
+from processors.adapters.kafka_sink import KafkaRecordSink
 from processors.core.records import OutRecord
+from streams import clients
 from streams.client.topic_follower import TopicFollower
 from streams.client.topics import Topics
 from streams.settings import Settings
@@ -82,11 +85,11 @@ def requeueable(
 
 
 class _DeadLetters(TopicFollower):
+    from_beginning = True
+
     def __init__(self, settings: Settings) -> None:
         super().__init__(
-            settings.kafka_bootstrap_servers,
-            Topics.from_settings(settings).deadletter,
-            from_beginning=True,
+            settings.kafka_bootstrap_servers, Topics.from_settings(settings).deadletter
         )
         self.docs: list[dict[str, Any]] = []
 
@@ -107,7 +110,7 @@ async def requeue(settings: Settings, stage: Stage, since: datetime | None = Non
     if not chosen.records:
         return chosen
     topics = Topics.from_settings(settings)
-    producer = ResilientProducer(lambda: durable_producer(settings.kafka_bootstrap_servers))
+    producer = clients.resilient_producer(settings)
     await producer.start()
     try:
         await KafkaRecordSink(producer).send_all(

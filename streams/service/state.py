@@ -1,4 +1,4 @@
-"""``memory_state`` in a local rocksdict database of the worker.
+"""``memory_state`` and ``llm_cache`` in local rocksdict databases of the worker (not pure).
 
 Why not a faust Table: in our SIGKILL tests faust-streaming 0.15.3's changelog
 recovery twice left the restarted worker stuck (once decoding raw keys as JSON

@@ -1,0 +1,129 @@
+"""The one place that builds Kafka, Weaviate and embedding clients from :class:`Settings`.
+
+Not pure: every function returns a client of a real service (unstarted unless it says
+otherwise). The SDK, the HTTP API, the worker, requeue and the lag monitor get their
+clients here, so a client's configuration is decided once; unit tests inject fakes
+instead of calling these.
+
+Kafka builders take the settings or just the bootstrap servers
+(``settings.kafka_bootstrap_servers``), since topic followers are given only those.
+``weaviate`` and ``fastembed`` are imported on first use: code that needs only Kafka
+does not pay for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from processors.adapters.kafka_sink import ResilientProducer, durable_producer
+from streams.settings import Settings
+
+if TYPE_CHECKING:
+    import weaviate
+
+    from processors.adapters.embedding import Embedder
+
+#: The version of the offline embedding model pack's directory layout; equal to
+#: ``streams.stack.modelpack.PACK_VERSION`` (a unit test holds them together).
+MODEL_PACK_VERSION = "1"
+
+Bootstrap = Settings | str
+
+
+def bootstrap_servers(target: Bootstrap) -> str:
+    """The bootstrap servers of ``target`` (settings, or the servers themselves)."""
+    return target.kafka_bootstrap_servers if isinstance(target, Settings) else target
+
+
+# -- Kafka ------------------------------------------------------------------------------
+
+
+def kafka_producer(target: Bootstrap, *, request_timeout_ms: int = 40_000) -> AIOKafkaProducer:
+    """The project's one producer configuration: idempotent, acks=all (unstarted)."""
+    return durable_producer(bootstrap_servers(target), request_timeout_ms=request_timeout_ms)
+
+
+def resilient_producer(
+    target: Bootstrap,
+    *,
+    delivery_timeout_s: float | None = None,
+    stop_timeout_s: float = 10.0,
+    request_timeout_ms: int = 40_000,
+    on_recreate: Callable[[BaseException], None] | None = None,
+) -> ResilientProducer:
+    """A :class:`ResilientProducer` over :func:`kafka_producer` (unstarted)."""
+    servers = bootstrap_servers(target)
+    return ResilientProducer(
+        lambda: durable_producer(servers, request_timeout_ms=request_timeout_ms),
+        delivery_timeout_s=delivery_timeout_s,
+        stop_timeout_s=stop_timeout_s,
+        on_recreate=on_recreate,
+    )
+
+
+def kafka_consumer(target: Bootstrap, *topics: str, **options: Any) -> AIOKafkaConsumer:
+    """An aiokafka consumer (unstarted); ``options`` are aiokafka's own."""
+    return AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap_servers(target), **options)
+
+
+def follower_consumer(target: Bootstrap, *, from_beginning: bool) -> AIOKafkaConsumer:
+    """A consumer without a group for a topic follower (unstarted; partitions assigned
+    by the caller). Its reset policy agrees with the follower's seek, so the consumer's
+    own initial position reset cannot race the seek and win."""
+    return kafka_consumer(
+        target,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+    )
+
+
+def kafka_admin(target: Bootstrap) -> AIOKafkaAdminClient:
+    """An aiokafka admin client (unstarted)."""
+    return AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(target))
+
+
+# -- Weaviate ---------------------------------------------------------------------------
+
+
+def weaviate_async(settings: Settings) -> weaviate.WeaviateAsyncClient:
+    """The async Weaviate client of the settings (not connected: ``await c.connect()``)."""
+    import weaviate
+
+    return weaviate.use_async_with_local(
+        host=settings.weaviate_host,
+        port=settings.weaviate_http_port,
+        grpc_port=settings.weaviate_grpc_port,
+    )
+
+
+def weaviate_sync(settings: Settings) -> weaviate.WeaviateClient:
+    """The synchronous Weaviate client of the settings, connected (close it)."""
+    import weaviate
+
+    return weaviate.connect_to_local(
+        host=settings.weaviate_host,
+        port=settings.weaviate_http_port,
+        grpc_port=settings.weaviate_grpc_port,
+    )
+
+
+# -- Embedding --------------------------------------------------------------------------
+
+
+def model_pack_dir(cache_dir: Path) -> Path:
+    """Where ``agentmem stack build`` puts the offline embedding model pack."""
+    return cache_dir / "models" / f"all-MiniLM-L6-v2-int8-v{MODEL_PACK_VERSION}"
+
+
+def embedder(settings: Settings) -> Embedder:
+    """The embedding model of the settings, loaded now (seconds: call it off the loop)."""
+    from processors.adapters.embedding import Embedder
+
+    return Embedder(
+        settings.embedding_model, model_pack_dir(settings.cache_dir), settings.embedding_threads
+    )
