@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -14,9 +15,17 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from loadgen import bench, report
+from loadgen.bench.config import BENCHMARKS, BenchConfig
+from loadgen.bench.render import render_markdown, write_results
+from loadgen.bench.suite import run_all
 from loadgen.fake_llm.server import ERROR_KINDS, LATENCY_DISTS, FakeConfig, serve
-from loadgen.replay import Pace, ReplayOptions, describe, read_records, replay_sync
+from loadgen.replay.records import Pace, read_records
+from loadgen.replay.run import ReplayOptions, describe, replay_sync
+from loadgen.report.build import build_report
+from loadgen.report.metrics import query_prometheus, scrape_metrics
+from loadgen.report.records import Window, parse_duration_s, parse_time_ms
+from loadgen.report.render import write_outputs
+from loadgen.report.topics import load_run
 from loadgen.synth import SynthConfig, synth_events, to_line
 from streams.settings import Settings
 
@@ -201,19 +210,17 @@ def _add_report_arguments(p: argparse.ArgumentParser) -> None:
 
 def _run_report(args: argparse.Namespace) -> int:
     settings = Settings()
-    since = report.parse_time_ms(args.since) if args.since else None
+    since = parse_time_ms(args.since) if args.since else None
     if args.last:
-        since = time.time() * 1000 - report.parse_duration_s(args.last) * 1000
+        since = time.time() * 1000 - parse_duration_s(args.last) * 1000
     ids: frozenset[str] | None = None
     raws: frozenset[bytes] | None = None
     if args.events:
         records = read_records(args.events)
         ids = frozenset(r.event_id for r in records if r.event_id is not None)
         raws = frozenset(r.value for r in records)
-    window = report.Window(
-        since, report.parse_time_ms(args.until) if args.until else None, ids, raws
-    )
-    acks, dead = report.load_run(
+    window = Window(since, parse_time_ms(args.until) if args.until else None, ids, raws)
+    acks, dead = load_run(
         settings.kafka_bootstrap_servers,
         settings.topic("memory.indexed"),
         settings.topic("memory.deadletter"),
@@ -221,11 +228,11 @@ def _run_report(args: argparse.Namespace) -> int:
     )
     metrics = None
     if args.metrics_url:
-        metrics = report.scrape_metrics(args.metrics_url)
+        metrics = scrape_metrics(args.metrics_url)
     elif not args.no_metrics:
-        metrics = report.query_prometheus(settings.prometheus_url, args.prometheus_job)
-    doc = report.build_report(acks, dead, window, metrics, args.bucket_s)
-    paths = report.write_outputs(doc, args.out_dir)
+        metrics = query_prometheus(settings.prometheus_url, args.prometheus_job)
+    doc = build_report(acks, dead, window, metrics, args.bucket_s)
+    paths = write_outputs(doc, args.out_dir)
     lat = doc["latency_ms"]
     print(
         f"{doc['acks']['count']} acks, {doc['dead_letters']['count']} dead letters; "
@@ -237,7 +244,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    d = bench.BenchConfig()
+    d = BenchConfig()
     p.add_argument(
         "--events",
         type=int,
@@ -268,25 +275,31 @@ def _add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument(
         "--only",
-        default=_env("LOADGEN_BENCH_ONLY") or ",".join(bench.BENCHMARKS),
-        help="comma-separated subset of " + ",".join(bench.BENCHMARKS),
+        default=_env("LOADGEN_BENCH_ONLY") or ",".join(BENCHMARKS),
+        help="comma-separated subset of " + ",".join(BENCHMARKS),
     )
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--out", type=Path, default=ROOT / "bench-results.json")
     p.add_argument("--md-out", type=Path, default=ROOT / "bench-results.md")
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM as an exit, so that private workers are stopped and cleaned up."""
+    sys.exit(128 + signum)
+
+
 def _run_bench(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     for noisy in ("httpx", "httpcore", "aiokafka", "weaviate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings()
     only = frozenset(n.strip() for n in args.only.split(",") if n.strip())
-    unknown = only - set(bench.BENCHMARKS)
+    unknown = only - set(BENCHMARKS)
     if unknown:
         raise ValueError(f"unknown benchmarks: {', '.join(sorted(unknown))}")
     workdir = settings.stack_dir / "logs" / "bench" / time.strftime("%Y%m%d-%H%M%S")
-    config = bench.BenchConfig(
+    config = BenchConfig(
         fast_events=args.events,
         vector_events=args.vector_events,
         duplicate_events=args.duplicate_events,
@@ -300,11 +313,11 @@ def _run_bench(args: argparse.Namespace) -> int:
         workdir=workdir,
     )
     started = time.monotonic()
-    run = bench.run_all(settings, config)
+    run = run_all(settings, config)
     doc = run.document(config)
     doc["total_seconds"] = time.monotonic() - started
-    bench.write_results(doc, args.out, args.md_out)
-    print(bench.render_markdown(doc))
+    write_results(doc, args.out, args.md_out)
+    print(render_markdown(doc))
     print(f"written to {args.out} and {args.md_out} in {doc['total_seconds']:.0f}s")
     print(f"worker logs: {workdir}")
     return 1 if run.failed else 0

@@ -13,18 +13,17 @@ import statistics
 import time
 from typing import Any
 
-import weaviate
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from loadgen.stats import nearest_rank
 from loadgen.synth import SynthConfig, encode, synth_events
-from processors.adapters.embedding import Embedder
 from processors.adapters.weaviate.reader import MemoryReader
 from processors.core.events import new_event
+from streams import clients
 from streams.client.publisher import EventPublisher
 from streams.client.topics import Topics, partitions_of
 from streams.settings import Settings
 from streams.stack import supervisor
-from streams.stack.modelpack import pack_dir
 from streams.stack.worker_daemon import ensure_fake_llm, ensure_worker
 
 DEMO_EVENTS = 2_000
@@ -52,13 +51,16 @@ def print_endpoints(settings: Settings) -> None:
     print("\nWhere everything is:")
     for name, where in endpoints(settings):
         print(f"  {name:<16} {where}")
-    print("\nThe worker keeps running; stop everything with `make down`.")
+    print(
+        "\nThe worker keeps running; stop everything with `agentmem stack down`"
+        " (`make down` in a checkout)."
+    )
 
 
 async def _ack_consumer(settings: Settings) -> AIOKafkaConsumer:
     """A consumer on memory.indexed positioned at its current end (only new acks)."""
     topic = Topics.from_settings(settings).indexed
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    consumer = clients.kafka_consumer(settings)
     await consumer.start()
     tps = [
         TopicPartition(topic, p)
@@ -108,12 +110,8 @@ async def publish_and_wait(settings: Settings, docs: list[dict[str, Any]]) -> di
 
 
 async def run_searches(settings: Settings, tenants: list[str]) -> None:
-    embedder = Embedder(settings.embedding_model, pack_dir(settings.cache_dir))
-    client = weaviate.use_async_with_local(
-        host=settings.weaviate_host,
-        port=settings.weaviate_http_port,
-        grpc_port=settings.weaviate_grpc_port,
-    )
+    embedder = clients.embedder(settings)
+    client = clients.weaviate_async(settings)
     await client.connect()
     try:
         reader = MemoryReader(client, settings.weaviate_collection)
@@ -141,9 +139,7 @@ STORY = [
 
 async def _enriched(settings: Settings, wanted: set[str], timeout_s: float) -> list[dict[str, Any]]:
     topic = Topics.from_settings(settings).enriched
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest"
-    )
+    consumer = clients.kafka_consumer(settings, topic, auto_offset_reset="earliest")
     await consumer.start()
     found: dict[str, dict[str, Any]] = {}
     deadline = time.perf_counter() + timeout_s
@@ -185,12 +181,6 @@ def intelligent_demo(settings: Settings) -> None:
         print(f"    {r['decision'] or '-':<6} importance {r['importance'] or 0:.2f}  {doc.content}")
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
 def run(settings: Settings) -> int:
     try:
         outcome = supervisor.up(settings)
@@ -212,8 +202,8 @@ def run(settings: Settings) -> int:
     )
     print(f"  outcomes: {result['outcomes']}")
     print(
-        f"  produce-to-searchable latency: p50 {_percentile(lat, 0.5):.0f} ms, "
-        f"p95 {_percentile(lat, 0.95):.0f} ms, p99 {_percentile(lat, 0.99):.0f} ms, "
+        f"  produce-to-searchable latency: p50 {nearest_rank(lat, 0.5):.0f} ms, "
+        f"p95 {nearest_rank(lat, 0.95):.0f} ms, p99 {nearest_rank(lat, 0.99):.0f} ms, "
         f"mean {statistics.fmean(lat) if lat else float('nan'):.0f} ms"
     )
     tenants = sorted({str(d["tenant"]) for d in docs if "tenant" in d})[:3]

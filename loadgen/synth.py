@@ -20,237 +20,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 
-NAMES = [
-    "Ana",
-    "Ben",
-    "Chloé",
-    "Dmitri",
-    "Emeka",
-    "Fatima",
-    "Giulia",
-    "Hiro",
-    "Ines",
-    "Jonas",
-    "Kemal",
-    "Lena",
-    "Mateo",
-    "Nadia",
-    "Oskar",
-    "Priya",
-    "Quentin",
-    "Rosa",
-    "Sven",
-    "Tariq",
-    "Uma",
-    "Viktor",
-    "Wen",
-    "Yusuf",
-    "Zofia",
-]
-CITIES = [
-    "Lisbon",
-    "Osaka",
-    "Nairobi",
-    "Montréal",
-    "Bergen",
-    "Valparaíso",
-    "Tbilisi",
-    "Austin",
-    "Kraków",
-    "Hanoi",
-    "Edinburgh",
-    "Porto Alegre",
-    "Seville",
-    "Tallinn",
-    "Perth",
-    "Marrakesh",
-    "Reykjavík",
-    "Busan",
-    "Ljubljana",
-    "Oaxaca",
-]
-FOODS = [
-    "ramen",
-    "sourdough",
-    "tacos al pastor",
-    "dark chocolate",
-    "oat milk lattes",
-    "kimchi",
-    "falafel",
-    "green curry",
-    "blueberry pancakes",
-    "espresso",
-    "sushi",
-    "lentil soup",
-    "pho",
-    "pierogi",
-    "halloumi",
-    "mango sticky rice",
-]
-HOBBIES = [
-    "bouldering",
-    "playing the cello",
-    "trail running",
-    "pottery",
-    "chess",
-    "birdwatching",
-    "film photography",
-    "sailing",
-    "salsa dancing",
-    "woodworking",
-    "bread baking",
-    "go",
-    "knitting",
-    "astronomy",
-    "open-water swimming",
-    "watercolour painting",
-]
-JOBS = [
-    "nurse",
-    "backend engineer",
-    "high-school teacher",
-    "architect",
-    "paramedic",
-    "product designer",
-    "data analyst",
-    "carpenter",
-    "pharmacist",
-    "translator",
-    "site reliability engineer",
-    "veterinarian",
-    "accountant",
-    "chef",
-]
-LANGUAGES = ["Japanese", "Portuguese", "Swahili", "German", "Korean", "Spanish", "Finnish"]
-PETS = ["a cat", "two cats", "a beagle", "a rescue greyhound", "a parrot", "three hens"]
-APPS = ["Notion", "a paper planner", "Google Calendar", "Obsidian", "a whiteboard", "Todoist"]
-MONTHS = ["January", "March", "May", "June", "August", "October", "November", "December"]
-DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-AGENTS = ["planner", "coach", "assistant", "support", "travel-agent", "health-bot"]
-AGENT_ROLES = [*AGENTS, "tutor", "finance-bot", "shopper", "scheduler", "concierge", "researcher"]
-SOURCES = ["chat", "email", "voice", "calendar", "web", "sms"]
+from loadgen.vocabulary import (
+    AGENT_ROLES,
+    AGENTS,
+    APPS,
+    CITIES,
+    DAYS,
+    DOMAINS,
+    FOODS,
+    HOBBIES,
+    JOBS,
+    LANGUAGES,
+    MONTHS,
+    NAMES,
+    PETS,
+    PREFIXES,
+    SOURCES,
+    SUFFIXES,
+    TEMPLATES,
+)
+
 RECENT = 1000  # duplicates re-send one of the last RECENT events
-
-TEMPLATES: dict[str, list[str]] = {
-    "preference": [
-        "{name} prefers {food} over anything else for breakfast.",
-        "User says they can't stand {food} and would rather skip the meal.",
-        "Prefers window seats and always books an early flight.",
-        "Likes to get summaries as bullet points, not long paragraphs.",
-        "Would rather get a phone call than a long email on {day}s.",
-        "Picks quiet cafés over busy restaurants when meeting {name}.",
-    ],
-    "health": [
-        "{name} is allergic to peanuts and carries an epinephrine pen.",
-        "Has been training for a half marathon, running {n} km a week.",
-        "Mentioned trouble sleeping since starting night shifts as a {job}.",
-        "Takes vitamin D in winter on the doctor's advice.",
-        "Is lactose intolerant, so no {food} with cream.",
-        "Physio appointment every {day}; the left knee is still sore.",
-    ],
-    "work": [
-        "{name} works as a {job} in {city}.",
-        "Started a new role as {job} and is nervous about the first review in {n} weeks.",
-        "Their team ships a release every {day}; Thursdays are for planning.",
-        "Is preparing a talk about resilient systems for a conference in {city}.",
-        "Manager is {name}; one-on-ones happen every other {day}.",
-        "Wants to move from {job} to a management track within {n} years.",
-    ],
-    "travel": [
-        "Planning a trip to {city} in {month}, budget around {n}00 euros.",
-        "{name} just came back from {city} and loved the street food.",
-        "Wants to visit {city} by train rather than flying.",
-        "Their passport expires in {n} months; remind them before booking.",
-        "Always asks for a hotel with a gym when travelling to {city}.",
-        "Has a layover in {city} next {day} and wants a restaurant tip.",
-    ],
-    "family": [
-        "{name}'s daughter practises {hobby} every {day} evening.",
-        "Has {pet}; the dog is afraid of thunderstorms.",
-        "Their mother lives in {city} and they call her every {day}.",
-        "Celebrating a wedding anniversary next {day} with dinner out.",
-        "Their son turns {n} in {month} and wants a {hobby} lesson as a present.",
-        "Sibling {name} is moving to {city} this {month}.",
-    ],
-    "schedule": [
-        "Dentist appointment on {day} at {n}:30.",
-        "Blocks {day} mornings for deep work and declines meetings then.",
-        "Weekly call with {name} every {day} at {n} pm.",
-        "Needs to renew the car insurance before the end of {month}.",
-        "Plans the week in {app} every Sunday evening.",
-        "Gym sessions are {day} and Thursday at 7 am; do not book over them.",
-    ],
-    "hobby": [
-        "{name} has been getting into {hobby} and goes twice a week.",
-        "Is learning {hobby} from online videos and a local club in {city}.",
-        "Gave up {hobby} after an injury but wants to start again.",
-        "Collects vintage fountain pens and restores them on weekends.",
-        "Entered a {hobby} competition in {city} for {month}.",
-    ],
-    "finance": [
-        "Is saving {n}00 euros a month for a flat deposit.",
-        "Wants a reminder to pay the credit card before the {n}th.",
-        "Splits rent with {name}; they pay on the first {day} of the month.",
-        "Prefers index funds and dislikes picking single stocks.",
-        "Budget for groceries is {n}0 euros a week.",
-    ],
-    "learning": [
-        "Studies {language} for {n} minutes every morning.",
-        "Signed up for an evening course on statistics starting in {month}.",
-        "Learns best with worked examples rather than theory first.",
-        "Reading a book a month; this month it's a history of {city}.",
-        "Practises {language} with a tandem partner, {name}, on {day}s.",
-    ],
-    "home": [
-        "Has {pet} and needs a sitter when travelling in {month}.",
-        "The boiler is serviced every {month}; the engineer is {name}.",
-        "Grows tomatoes and basil on the balcony.",
-        "Is renovating the kitchen; the builder starts on {day}.",
-        "Keeps spare keys with the neighbour, {name}.",
-    ],
-    "tech": [
-        "Uses {app} for to-dos and wants reminders synced there.",
-        "Their laptop is a {n}-year-old ThinkPad running Linux.",
-        "Prefers dark mode and large fonts in every app.",
-        "Asked to never share their location with other apps.",
-        "Has two-factor authentication on everything and a hardware key.",
-    ],
-    "shopping": [
-        "Buys {food} from the market on {day}s.",
-        "Wants running shoes under {n}0 euros, size 42.",
-        "Returns anything that ships in plastic packaging.",
-        "Orders groceries online every {day} for delivery the next morning.",
-        "Is looking for a gift for {name}, who loves {hobby}.",
-    ],
-}
-DOMAINS = sorted(TEMPLATES)
-
-# How a memory gets phrased around its core fact: most plainly, some as notes.
-PREFIXES = [
-    "",
-    "",
-    "",
-    "",
-    "Note: ",
-    "Remember: ",
-    "User mentioned: ",
-    "FYI — ",
-    "From the {source} on {day}: ",
-    "Said in passing: ",
-    "Important: ",
-]
-SUFFIXES = [
-    "",
-    "",
-    "",
-    "",
-    "",
-    " Confirmed twice.",
-    " Not sure how firm this is.",
-    " They brought it up again today.",
-    " (as of {month})",
-    " Worth keeping in mind.",
-]
 
 
 def _fill(template: str, rng: random.Random) -> str:
@@ -359,6 +149,32 @@ def _invalid_payload(
     return json.dumps({**base, "type": "memory.update", "memory_id": missing, "content": "?"})
 
 
+def _change(
+    rng: random.Random,
+    config: SynthConfig,
+    base: dict[str, object],
+    memories: list[str],
+    new_id: str,
+    roll: float,
+) -> dict[str, object]:
+    """A delete, erase, update or add of one of the tenant's live ``memories`` (kept
+    up to date), chosen by ``roll`` against the config's ratios."""
+    if memories and roll < config.delete_ratio + config.erase_ratio:
+        mid = memories.pop(rng.randrange(len(memories)))
+        kind = "memory.delete" if roll < config.delete_ratio else "memory.erase"
+        return {**base, "type": kind, "memory_id": mid}
+    if memories and roll < config.delete_ratio + config.erase_ratio + config.update_ratio:
+        mid = rng.choice(memories)
+        return {
+            **base,
+            "type": "memory.update",
+            "memory_id": mid,
+            "content": f"{memory_text(rng)} (updated)",
+        }
+    memories.append(new_id)
+    return {**base, "type": "memory.add", "memory_id": new_id, "content": memory_text(rng)}
+
+
 def synth_events(config: SynthConfig) -> Iterator[dict[str, object]]:
     """Event documents in publish order (invalid ones are dicts with a ``_raw`` payload)."""
     rng = random.Random(config.seed)
@@ -367,7 +183,6 @@ def synth_events(config: SynthConfig) -> Iterator[dict[str, object]]:
     agents = agent_names(config.agents)
     home_agent = {t: agents[i % len(agents)] for i, t in enumerate(tenants)}
     live: dict[str, list[str]] = {t: [] for t in tenants}
-    contents: dict[tuple[str, str], str] = {}
     published: list[dict[str, object]] = []
     start = config.start or datetime.now(UTC)
     offset_ms = 0.0
@@ -400,22 +215,7 @@ def synth_events(config: SynthConfig) -> Iterator[dict[str, object]]:
             yield published[rng.randrange(max(0, len(published) - RECENT), len(published))]
             continue
         roll -= config.duplicate_ratio
-        doc: dict[str, object]
-        if memories and roll < config.delete_ratio + config.erase_ratio:
-            mid = memories.pop(rng.randrange(len(memories)))
-            kind = "memory.delete" if roll < config.delete_ratio else "memory.erase"
-            doc = {**base, "type": kind, "memory_id": mid}
-        elif memories and roll < config.delete_ratio + config.erase_ratio + config.update_ratio:
-            mid = rng.choice(memories)
-            contents[(tenant, mid)] = f"{memory_text(rng)} (updated)"
-            doc = {**base, "type": "memory.update", "memory_id": mid}
-            doc["content"] = contents[(tenant, mid)]
-        else:
-            mid = f"m-{i:07d}"
-            memories.append(mid)
-            contents[(tenant, mid)] = memory_text(rng)
-            doc = {**base, "type": "memory.add", "memory_id": mid}
-            doc["content"] = contents[(tenant, mid)]
+        doc = _change(rng, config, base, memories, f"m-{i:07d}", roll)
         if config.vector_dim and "content" in doc:
             doc["vector"] = random_vector(rng, config.vector_dim)
         if config.duplicate_ratio:

@@ -4,54 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
-import socket
 import subprocess
-import time
 import uuid
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
-from streams.settings import PROJECT_ROOT, Settings
+from streams.settings import Settings
 from streams.stack.build import Artifacts, kafka_libs_dir, weaviate_bin_path
+from streams.stack.launcher import http_ok, port_open
 from streams.stack.process import ProcessFiles
 from streams.stack.scrape_targets import targets_dir
 
 log = logging.getLogger(__name__)
 
 KAFKA_CONTROLLER_PORT_OFFSET = 1  # controller listener = broker port + 1
-
-
-def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
-    """Whether something accepts TCP connections on host:port."""
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
-        return True
-    return False
-
-
-def port_released(port: int, grace_s: float, host: str = "127.0.0.1") -> bool:
-    """Whether nothing accepts connections on host:port, waiting up to ``grace_s`` for
-    it to be let go: a process that was just killed still holds its sockets while the
-    kernel tears it down, after its command line is already gone."""
-    deadline = time.monotonic() + grace_s
-    while port_open(port, host):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
-def http_ok(url: str, timeout: float = 2.0) -> bool:
-    try:
-        return httpx.get(url, timeout=timeout).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 class Component(ABC):
@@ -295,7 +268,9 @@ class Prometheus(Component):
         patterns, relative to the config file, are resolved under this component's
         home, so `targets/*.json` watches `<stack_dir>/prometheus/targets/`.
         """
-        source_dir = PROJECT_ROOT / "dashboards" / "prometheus"
+        # dashboards/prometheus, shipped in the package through the streams/stack/prometheus
+        # link (so an installed agentmem finds it too)
+        source_dir = Path(str(resources.files("streams.stack").joinpath("prometheus")))
         config: dict[str, Any] = yaml.safe_load((source_dir / "prometheus.yml").read_text())
         ports = {
             "prometheus": self.settings.prometheus_port,

@@ -22,9 +22,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from streams.clients import model_pack_dir as pack_dir
 
-PACK_VERSION = "1"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,10 +77,6 @@ PACK_FILES: tuple[PackFile, ...] = (
 
 class ModelPackError(RuntimeError):
     """The pack could not be assembled or failed its checksums."""
-
-
-def pack_dir(cache_dir: Path) -> Path:
-    return cache_dir / "models" / f"all-MiniLM-L6-v2-int8-v{PACK_VERSION}"
 
 
 def sha256_of(path: Path) -> str:

@@ -1,21 +1,20 @@
-"""Start, find and stop the local stack's processes through pid files.
+"""Start, find and stop the local stack's daemons through pid files.
 
 A component is "ours" when its pid file names a live process whose command line
 still carries the marker we started it with; anything else on the port is left
-alone.
+alone. Starting, signalling and reaping go through streams/stack/launcher.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from streams.stack import launcher
 
 log = logging.getLogger(__name__)
 
@@ -28,32 +27,18 @@ class ProcessFiles:
     log_file: Path
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return ""
-    return raw.replace(b"\0", b" ").decode(errors="replace")
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
 def running_pid(files: ProcessFiles, marker: str) -> int | None:
-    """The pid of our live process, or None (a stale pid file is removed)."""
+    """The pid of our live process, or None. The pid file is removed only when its
+    process is gone: a live process whose command line does not show ``marker`` (a
+    command run with another cache directory, say) keeps it."""
     try:
         pid = int(files.pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    if marker in _cmdline(pid) and not _is_zombie(pid):
-        return pid
-    files.pid_file.unlink(missing_ok=True)
-    return None
+    if not launcher.alive(pid):
+        files.pid_file.unlink(missing_ok=True)
+        return None
+    return pid if marker in launcher.cmdline(pid) else None
 
 
 def start(
@@ -62,91 +47,26 @@ def start(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> int:
-    """Start a detached process (own session) appending to its log; record its pid."""
-    files.log_file.parent.mkdir(parents=True, exist_ok=True)
+    """Start a daemon (own session) appending to its log, with ``env`` over our
+    environment; record its pid."""
     files.pid_file.parent.mkdir(parents=True, exist_ok=True)
-    full_env = dict(os.environ)
-    if env:
-        full_env.update(env)
-    with files.log_file.open("ab") as out:
-        out.write(
-            f"\n--- started {time.strftime('%Y-%m-%dT%H:%M:%S')}: {' '.join(argv)}\n".encode()
-        )
-        out.flush()
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            cwd=cwd,
-            start_new_session=True,
-        )
+    full_env = {**os.environ, **(env or {})}
+    child = launcher.spawn(argv, files.log_file, env=full_env, cwd=cwd, daemon=True)
     # Until exec completes, /proc/<pid>/cmdline is still ours: wait for the new
     # program, so that a marker check right after start does not misjudge it.
     deadline = time.monotonic() + 5.0
-    while argv[0] not in _cmdline(proc.pid) and proc.poll() is None:
+    while argv[0] not in launcher.cmdline(child.pid) and child.running:
         if time.monotonic() > deadline:
             break
         time.sleep(0.01)
-    files.pid_file.write_text(f"{proc.pid}\n")
-    log.info("started %s as pid %d", argv[0], proc.pid)
-    return proc.pid
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _is_zombie(pid)
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+    files.pid_file.write_text(f"{child.pid}\n")
+    log.info("started %s as pid %d", argv[0], child.pid)
+    return child.pid
 
 
 def stop(files: ProcessFiles, marker: str, timeout_s: float = 30.0) -> bool:
     """SIGTERM our process group, SIGKILL after the timeout. True if something was stopped."""
     pid = running_pid(files, marker)
-    if pid is None:
-        return False
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        files.pid_file.unlink(missing_ok=True)
-        return False
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if not _alive(pid):
-            break
-        time.sleep(0.2)
-    else:
-        log.warning("pid %d ignored SIGTERM for %.0fs; sending SIGKILL", pid, timeout_s)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        _reap(pid)
-    # The process is dead; give whoever parents it (init) a moment to reap it, so
-    # that nothing of ours is left even as a zombie when `stack down` returns.
-    settle = time.monotonic() + 5.0
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < settle:
-        time.sleep(0.1)
+    stopped = pid is not None and launcher.stop_group(pid, timeout_s)
     files.pid_file.unlink(missing_ok=True)
-    return True
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    """The last lines of a log file, for error reports."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 64 * 1024))
-            data = fh.read().decode(errors="replace")
-    except OSError:
-        return f"(no log at {path})"
-    return "\n".join(data.splitlines()[-lines:])
+    return stopped

@@ -7,9 +7,10 @@ import time
 from dataclasses import dataclass
 
 from streams.settings import Settings
-from streams.stack import process
+from streams.stack import launcher, process
 from streams.stack.build import ensure_all
-from streams.stack.components import Component, components, port_open, port_released
+from streams.stack.components import Component, components
+from streams.stack.launcher import port_open, port_released
 from streams.stack.worker_daemon import stop_fake_llm, stop_worker
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def up(settings: Settings, timeout_s: float = 180.0) -> dict[str, str]:
     if failed:
         report = "\n\n".join(
             f"{c.name} did not become healthy on port {c.port}; last lines of "
-            f"{c.files.log_file}:\n{process.tail(c.files.log_file)}"
+            f"{c.files.log_file}:\n{launcher.tail(c.files.log_file)}"
             for c in failed
         )
         raise StackError(report)

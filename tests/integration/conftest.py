@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 import weaviate
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
+from streams import clients
 from streams.settings import Settings
 from streams.stack import supervisor
 
@@ -38,7 +39,7 @@ def unique_name() -> Callable[[str], str]:
 @pytest.fixture
 async def topic_factory(stack: Settings) -> AsyncIterator[Callable[..., object]]:
     """Creates uuid-named topics and deletes them after the test."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
+    admin = clients.kafka_admin(stack)
     await admin.start()
     created: list[str] = []
 
@@ -58,9 +59,7 @@ async def topic_factory(stack: Settings) -> AsyncIterator[Callable[..., object]]
 
 @pytest.fixture
 def weaviate_client(stack: Settings) -> Iterator[weaviate.WeaviateClient]:
-    client = weaviate.connect_to_local(
-        host=stack.weaviate_host, port=stack.weaviate_http_port, grpc_port=stack.weaviate_grpc_port
-    )
+    client = clients.weaviate_sync(stack)
     try:
         yield client
     finally:

@@ -1,12 +1,12 @@
-"""Helpers for pipeline tests: a real worker process, topic readers, Weaviate reads."""
+"""Helpers for pipeline tests: a real worker process, topic readers, Weaviate reads.
+
+Processes (the worker, the API) start through the stack's launcher
+(streams/stack/launcher.py), which also gives free ports and child environments."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -20,10 +20,11 @@ import httpx
 import weaviate
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from loadgen.bench import free_port as free_port  # re-exported for the tests
-from loadgen.bench import settings_env as settings_env
+from streams import clients
 from streams.client.topics import Topics, partitions_of
 from streams.settings import Settings
+from streams.stack import launcher
+from streams.stack.launcher import free_port, settings_env
 
 
 def isolated_settings(base: Settings, work_dir: Path, **overrides: Any) -> Settings:
@@ -53,41 +54,34 @@ class WorkerProcess:
 
     settings: Settings
     log_path: Path
-    proc: subprocess.Popen[bytes] | None = None
+    child: launcher.Child | None = None
 
-    def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        out = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.worker_metrics_port}/metrics"
+
+    @property
+    def running(self) -> bool:
+        return self.child is not None and self.child.running
+
+    @property
+    def exited(self) -> bool:
+        """Started, and no longer running."""
+        return self.child is not None and not self.child.running
+
+    def start(self, timeout_s: float = 90) -> None:
+        """Start the worker and wait until its metrics answer."""
+        self.child = launcher.spawn(
             [sys.executable, "-m", "streams.cli", "worker"],
+            self.log_path,
             env=settings_env(self.settings),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            what="the worker",
         )
-        out.close()
-        self.wait_ready()
-
-    def wait_ready(self, timeout_s: float = 90) -> None:
-        url = f"http://127.0.0.1:{self.settings.worker_metrics_port}/metrics"
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.log_tail()}")
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise TimeoutError(f"worker not ready:\n{self.log_tail()}")
+        self.child.wait_http(self.metrics_url, timeout_s)
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Sum of a metric's samples (optionally filtered by labels) from /metrics."""
-        text = httpx.get(
-            f"http://127.0.0.1:{self.settings.worker_metrics_port}/metrics", timeout=5
-        ).text
+        text = httpx.get(self.metrics_url, timeout=5).text
         total = 0.0
         for line in text.splitlines():
             if not line.startswith(name + "{") and not line.startswith(name + " "):
@@ -104,56 +98,39 @@ class WorkerProcess:
         return response.status_code, dict(response.json()["problems"])
 
     def kill(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
+        assert self.child is not None
+        self.child.kill()
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        if self.child is not None:
+            self.child.stop(grace_s=60)
 
     def log_tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return launcher.tail(self.log_path, lines)
+
+
+def start_api(settings: Settings, log_path: Path, timeout_s: float = 60) -> launcher.Child:
+    """`agentmem api` as a separate process, ready (``/readyz`` answers 200)."""
+    child = launcher.spawn(
+        [sys.executable, "-m", "streams.cli", "api"],
+        log_path,
+        env=settings_env(settings),
+        what="the API",
+    )
+    try:
+        child.wait_http(f"http://127.0.0.1:{settings.api_port}/readyz", timeout_s)
+    except BaseException:
+        child.stop()
+        raise
+    return child
 
 
 @contextmanager
 def api_process(settings: Settings, log_path: Path) -> Iterator[str]:
     """`agentmem api` as a separate process, ready (``/readyz``); yields its URL."""
-    out = log_path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "api"],
-        env=settings_env(settings),
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{settings.api_port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(log_path.read_text(errors="replace")[-3000:])
-            time.sleep(0.3)
-        yield url
-        assert proc.poll() is None, f"the API exited:\n{log_path.read_text()[-3000:]}"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        out.close()
+    with start_api(settings, log_path) as api:
+        yield f"http://127.0.0.1:{settings.api_port}"
+        assert api.running, f"the API exited:\n{api.tail()}"
 
 
 @dataclass
@@ -177,8 +154,8 @@ class TopicReader:
         if self._consumer is None:
             partitions = await self._partitions()
             assert partitions, f"topic {self.topic} does not exist"
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            consumer = clients.kafka_consumer(
+                self.settings,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",  # agrees with the seek: no race to the end
             )
@@ -223,7 +200,7 @@ async def wait_for(
 ) -> None:
     deadline = time.monotonic() + timeout_s
     while not done():
-        if worker is not None and worker.proc is not None and worker.proc.poll() is not None:
+        if worker is not None and worker.exited:
             raise RuntimeError(f"worker died while waiting for {what}:\n{worker.log_tail()}")
         if time.monotonic() > deadline:
             counts = {r.topic: len(r.records) for r in readers}
@@ -258,11 +235,7 @@ class PipelineTopics:
 
 @contextmanager
 def weaviate_client(settings: Settings) -> Iterator[weaviate.WeaviateClient]:
-    client = weaviate.connect_to_local(
-        host=settings.weaviate_host,
-        port=settings.weaviate_http_port,
-        grpc_port=settings.weaviate_grpc_port,
-    )
+    client = clients.weaviate_sync(settings)
     try:
         yield client
     finally:

@@ -4,10 +4,7 @@ restart it. Its files live under the test's own directory."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import signal
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -17,30 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from streams.settings import Settings
-from streams.stack import process
+from streams.stack import launcher, process
 from streams.stack.build import Artifacts, ensure_kafka
 from streams.stack.components import KAFKA_CONTROLLER_PORT_OFFSET, Kafka
-from tests.integration.harness import free_port
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def broker_port() -> int:
     """A free port whose neighbour (the controller listener) is free too."""
-    for _ in range(100):
-        port = free_port()
-        if port + KAFKA_CONTROLLER_PORT_OFFSET <= 65535 and _bindable(
-            port + KAFKA_CONTROLLER_PORT_OFFSET
-        ):
-            return port
-    raise RuntimeError("no two adjacent free ports")
+    return launcher.free_port_range(KAFKA_CONTROLLER_PORT_OFFSET + 1)
 
 
 class Broker:
@@ -63,25 +44,23 @@ class Broker:
         return started
 
     async def wait_healthy(self, timeout_s: float = 60.0) -> float:
-        deadline = time.monotonic() + timeout_s
-        while not await asyncio.to_thread(self.kafka.healthy):
-            if self.pid() is None:
-                raise RuntimeError(f"Kafka exited:\n{process.tail(self.kafka.files.log_file)}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"Kafka not healthy:\n{process.tail(self.kafka.files.log_file)}")
-            await asyncio.sleep(0.2)
+        """Wait until the broker answers metadata requests; the monotonic time it did."""
+        await asyncio.to_thread(
+            launcher.wait_until,
+            self.kafka.healthy,
+            what="Kafka",
+            timeout_s=timeout_s,
+            alive=lambda: self.pid() is not None,
+            log_file=self.kafka.files.log_file,
+            interval_s=0.2,
+        )
         return time.monotonic()
 
     def _kill(self, sig: signal.Signals, timeout_s: float) -> None:
         pid = self.pid()
         assert pid is not None, "broker is not running"
-        os.killpg(pid, sig)
-        deadline = time.monotonic() + timeout_s
-        while self.pid() is not None and time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # our child: reap it, or it stays a zombie
-            time.sleep(0.05)
-        assert self.pid() is None, f"broker ignored {sig.name} for {timeout_s}s"
+        launcher.signal_group(pid, sig)
+        assert launcher.wait_gone(pid, timeout_s), f"broker ignored {sig.name} for {timeout_s}s"
 
     async def kill(self, sig: signal.Signals, timeout_s: float = 45.0) -> float:
         """Send ``sig`` to the broker's process group; wait until it is gone."""

@@ -15,9 +15,6 @@ import asyncio
 import contextlib
 import importlib.util
 import json
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -31,17 +28,17 @@ from typing import Any
 import httpx
 import pytest
 
+from loadgen.fake_llm.process import FakeLlmProcess
 from processors.core.events import new_event
 from streams.client.topics import Topics
 from streams.settings import PROJECT_ROOT, Settings
 from streams.stack import scrape_targets
-from streams.stack.components import port_open
+from streams.stack.launcher import free_port
 from tests.integration.harness import (
     TopicReader,
     WorkerProcess,
-    free_port,
     isolated_settings,
-    settings_env,
+    start_api,
     wait_for,
 )
 from tests.integration.scenario import generate
@@ -138,41 +135,6 @@ class TcpProxy:
 
 
 @dataclass
-class Service:
-    """A subprocess with its log, stopped through its process group."""
-
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    @classmethod
-    def start(cls, argv: list[str], env: dict[str, str], log_path: Path) -> Service:
-        with log_path.open("wb") as out:
-            proc = subprocess.Popen(
-                argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        return cls(proc, log_path)
-
-    def wait_port(self, port: int, what: str, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not port_open(port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{what} did not start:\n{self.log_tail()}")
-            time.sleep(0.2)
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=30)
-
-
-@dataclass
 class Observed:
     settings: Settings
     worker: WorkerProcess
@@ -211,33 +173,21 @@ def observed(stack: Settings, tmp_path: Path) -> Iterator[Observed]:
         for proxy in (http_proxy, grpc_proxy):
             proxy.start()
             cleanup.callback(proxy.close)
-        fake = Service.start(
-            [
-                str(Path(sys.executable).with_name("loadgen")),
-                "fake-llm",
-                "--port",
-                str(llm_port),
-                "--latency-ms",
-                "20",
-                "--error-rate",
-                "0.3",
-                "--errors",
-                "429,500",  # no timeouts: they would hold a request for llm_timeout_s
-            ],
-            settings_env(settings),
+        fake = FakeLlmProcess(
             tmp_path / "fake-llm.log",
+            "--latency-ms",
+            "20",
+            "--error-rate",
+            "0.3",
+            "--errors",
+            "429,500",  # no timeouts: they would hold a request for llm_timeout_s
+            port=llm_port,
         )
         cleanup.callback(fake.stop)
-        fake.wait_port(llm_port, "loadgen fake-llm")
+        fake.start()
         cleanup.callback(worker.stop)
         worker.start()
-        api = Service.start(
-            [sys.executable, "-m", "streams.cli", "api"],
-            settings_env(settings),
-            tmp_path / "api.log",
-        )
-        cleanup.callback(api.stop)
-        api.wait_port(settings.api_port, "the API")
+        cleanup.enter_context(start_api(settings, tmp_path / "api.log"))
         for job, port in zip(jobs, (settings.worker_metrics_port, settings.api_port), strict=True):
             cleanup.enter_context(
                 scrape_targets.registered(stack, job, [f"127.0.0.1:{port}"], {"job": job})
@@ -281,8 +231,7 @@ async def _wait_metric(
 ) -> None:
     deadline = time.monotonic() + timeout_s
     while worker.metric(name) < at_least:
-        assert worker.proc is not None
-        if worker.proc.poll() is not None:
+        if worker.exited:
             raise RuntimeError(f"worker died while waiting for {what}:\n{worker.log_tail()}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}:\n{worker.log_tail()}")
@@ -327,17 +276,9 @@ async def prometheus(stack: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def test_every_panel_shows_data_for_a_real_worker_and_api(
-    observed: Observed, prometheus: httpx.AsyncClient
-) -> None:
+async def _weaviate_outage(observed: Observed) -> None:
+    """A short outage of Weaviate for this worker only: its writes retry, then go through."""
     settings, worker = observed.settings, observed.worker
-    records = _load()
-    await publish(settings, records)
-    await _wait_metric(
-        worker, "agentmem_events_in_total", len(records), f"the worker to read {len(records)}"
-    )
-
-    # A short outage of Weaviate for this worker only: its writes retry, then go through.
     outage = [new_event("memory.add", "dash-outage", content=f"note {i}") for i in range(10)]
     acks = TopicReader(settings, Topics.from_settings(settings).indexed)
     retries = worker.metric("agentmem_retries_total")
@@ -360,11 +301,12 @@ async def test_every_panel_shows_data_for_a_real_worker_and_api(
         )
     finally:
         await acks.close()
-    await asyncio.to_thread(_call_the_api, observed.api_url)
 
-    generator = _generator()
+
+def _panel_queries(generator: ModuleType, jobs: tuple[str, str]) -> list[tuple[str, str]]:
+    """(dashboard / panel, query) of every panel, with Grafana's variables filled in."""
     values = {
-        "job": "|".join(observed.jobs),
+        "job": "|".join(jobs),
         "instance": ".*",
         "__rate_interval": RATE_INTERVAL,
         "__interval": "15s",
@@ -375,6 +317,24 @@ async def test_every_panel_shows_data_for_a_real_worker_and_api(
         for name, build in generator.DASHBOARDS.items()
         for where, expr in generator.panel_queries(build())
     ]
+    return queries
+
+
+async def test_every_panel_shows_data_for_a_real_worker_and_api(
+    observed: Observed, prometheus: httpx.AsyncClient
+) -> None:
+    settings, worker = observed.settings, observed.worker
+    records = _load()
+    await publish(settings, records)
+    await _wait_metric(
+        worker, "agentmem_events_in_total", len(records), f"the worker to read {len(records)}"
+    )
+
+    await _weaviate_outage(observed)
+    await asyncio.to_thread(_call_the_api, observed.api_url)
+
+    generator = _generator()
+    queries = _panel_queries(generator, observed.jobs)
     assert len(queries) >= 20
     # Scrapes every 5 s and rules every 5 s; rates need two scrapes, enrichment takes
     # a while after indexing. Poll until every query has a series (or give up).

@@ -2,153 +2,158 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from loadgen.fake_llm.answers import decide
-from loadgen.synth import SynthConfig, synth_events
+from loadgen.fake_llm.process import FakeLlmProcess
 from processors.core.events import MemoryEvent, new_event
 from streams.service.requeue import requeue
 from streams.settings import Settings
+from streams.stack.launcher import free_port
 from tests.integration.harness import (
     TopicReader,
     WorkerProcess,
-    free_port,
-    isolated_settings,
     wait_for,
-    weaviate_client,
+)
+from tests.integration.intelligent import (
+    BATCH,
+    SCRIPT,
+    bulk_texts,
+    enriched_ids,
+    fetch_enriched,
+    intelligent_settings,
+    publish_bulk,
+    records,
+    start_fake,
 )
 from tests.integration.test_pipeline import publish
 
-BATCH = 16  # memories per prompt in these tests
-
-
-@dataclass
-class FakeLlm:
-    port: int
-    proc: subprocess.Popen[bytes]
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def stats(self) -> dict[str, Any]:
-        doc: dict[str, Any] = httpx.get(f"http://127.0.0.1:{self.port}/stats", timeout=5).json()
-        return doc
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-
-
-def start_fake(log: Path, *args: str, port: int | None = None) -> FakeLlm:
-    port = port or free_port()
-    out = log.open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "loadgen.cli", "fake-llm", "--port", str(port), *args],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    out.close()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/stats", timeout=1).status_code == 200:
-                return FakeLlm(port, proc)
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise TimeoutError(f"fake LLM did not start: {log.read_text()}")
-
 
 @pytest.fixture
-def fake_llm(tmp_path: Path) -> Iterator[FakeLlm]:
+def fake_llm(tmp_path: Path) -> Iterator[FakeLlmProcess]:
     fake = start_fake(tmp_path / "fake-llm.log", "--latency-ms", "50")
     yield fake
     fake.stop()
 
 
-def intelligent_settings(stack: Settings, work: Path, base_url: str, **extra: Any) -> Settings:
-    return isolated_settings(
-        stack,
-        work,
-        llm_base_url=base_url,
-        llm_batch_size=BATCH,
-        enrich_linger_ms=300,
-        **extra,
+def check_decisions(
+    state: dict[str, dict[str, dict[str, Any]]],
+    acks: dict[str, dict[str, Any]],
+    bulk: list[MemoryEvent],
+    seconds: list[MemoryEvent],
+) -> None:
+    """Bulk memories are enriched; each script's second memory decided as expected."""
+    for e in bulk:
+        obj = state[e.tenant][e.resolved_memory_id]
+        assert obj["content"] == e.content
+        assert obj["facts"], f"{e.resolved_memory_id} has no facts"
+        assert 0.0 <= obj["importance"] <= 1.0
+    live = {t: state.get(t, {}) for t, *_ in SCRIPT}
+    # UPDATE: the older memory now says what the newer one said; the newer is folded in.
+    assert set(live["script-update"]) == {"script-update-1"}
+    updated = live["script-update"]["script-update-1"]
+    assert (updated["content"], updated["version"]) == ("Alice moved to Paris", 2)
+    assert updated["facts"] == ["Alice moved to Paris"]
+    assert updated["importance"] is not None
+    # NOOP: the duplicate is dropped, the original stays.
+    assert set(live["script-noop"]) == {"script-noop-1"}
+    assert set(live["script-same"]) == {"script-same-1"}
+    # DELETE: the memory the newer one negates is removed; the newer one stays.
+    assert set(live["script-delete"]) == {"script-delete-2"}
+    decisions = {acks[e.event_id]["memory_id"]: acks[e.event_id]["decision"] for e in seconds}
+    assert decisions == {
+        "script-update-2": "UPDATE",
+        "script-noop-2": "NOOP",
+        "script-delete-2": "DELETE",
+        "script-same-2": "NOOP",
+    }
+
+
+async def check_history(history: TopicReader, seconds: list[MemoryEvent]) -> None:
+    # Every decided change is in the history, with the event that caused it.
+    await history.read_to_end()
+    caused = {
+        (h["memory_id"], h["change"]): h["caused_by"]
+        for h in history.json_values()
+        if h and "caused_by" in h
+    }
+    by_memory = {e.resolved_memory_id: e.event_id for e in seconds}
+    assert caused == {
+        ("script-update-1", "upsert"): by_memory["script-update-2"],
+        ("script-update-2", "delete"): by_memory["script-update-2"],
+        ("script-noop-2", "delete"): by_memory["script-noop-2"],
+        ("script-delete-1", "delete"): by_memory["script-delete-2"],
+        ("script-same-2", "delete"): by_memory["script-same-2"],
+    }
+
+
+def check_batching(stats: dict[str, Any], events: list[MemoryEvent]) -> None:
+    # Prompt batching: each processor packs BATCH memories per request.
+    assert stats["errors"] == {}
+    for kind in ("facts", "importance", "decision"):
+        requests, items = stats["by_kind"][kind], stats["items_by_kind"][kind]
+        assert requests <= 1.2 * items / BATCH + 1, (kind, requests, items)
+    # Each distinct text is asked once: repeats hit llm_cache or share one prompt slot.
+    distinct = len({e.content for e in events})
+    assert stats["items_by_kind"]["facts"] == distinct
+    assert stats["items_by_kind"]["importance"] == distinct
+    assert stats["by_kind"]["facts"] <= 1.2 * 2000 / BATCH
+    assert stats["by_kind"]["importance"] <= 1.2 * 2000 / BATCH
+
+
+async def replay_from_cache(
+    settings: Settings,
+    worker: WorkerProcess,
+    fake_llm: FakeLlmProcess,
+    readers: tuple[TopicReader, TopicReader],
+    earlier: list[MemoryEvent],
+    requests_before: int,
+) -> None:
+    enriched, history = readers
+    # Replaying the same contents (as new memories): facts and importance come from
+    # llm_cache, and each copy is dropped as a duplicate of its original.
+    hits_before = worker.metric("agentmem_llm_cache_total", {"result": "hit"})
+    misses_before = worker.metric("agentmem_llm_cache_total", {"result": "miss"})
+    # (the update and delete scripts changed what their originals hold)
+    changed = {"script-update", "script-delete"}
+    originals = [e for e in earlier if e.tenant not in changed]
+    copies = [
+        new_event(
+            "memory.add", e.tenant, content=e.content, memory_id=f"copy-{i}", mode="intelligent"
+        )
+        for i, e in enumerate(originals)
+    ]
+    await publish(settings, records(copies))
+    copy_ids = {e.event_id for e in copies}
+    await wait_for(
+        [enriched], lambda: copy_ids <= set(enriched_ids(enriched)), 600, "replay", worker
     )
-
-
-def records(events: list[MemoryEvent]) -> list[tuple[bytes, bytes]]:
-    return [(e.tenant.encode(), e.to_json()) for e in events]
-
-
-# (tenant, first memory, second memory, expected: what each memory ends as)
-SCRIPT = [
-    ("script-update", "Alice lives in London", "Alice moved to Paris", "update"),
-    (
-        "script-noop",
-        "Bob's favourite drink is green tea",
-        "Bob's favourite drink is green tea",
-        "noop",
-    ),
-    ("script-delete", "Carol works at Initech", "Carol no longer works at Initech", "delete"),
-    ("script-same", "Dan lives in Berlin", "Dan is living in Berlin now", "noop"),
-]
-
-
-def bulk_texts(count: int, seed: int) -> list[tuple[str, str]]:
-    """Synthetic (tenant, text) pairs that the fake LLM will judge ADD against every
-    earlier text of the tenant, so that each bulk memory must survive."""
-    chosen: list[tuple[str, str]] = []
-    prior: dict[str, list[tuple[str, str]]] = {}
-    config = SynthConfig(
-        count=count * 3, tenants=40, seed=seed, update_ratio=0.0, delete_ratio=0.0, mode="fast"
+    hits = worker.metric("agentmem_llm_cache_total", {"result": "hit"}) - hits_before
+    misses = worker.metric("agentmem_llm_cache_total", {"result": "miss"}) - misses_before
+    assert hits / (hits + misses) >= 0.95, (hits, misses)
+    grown = fake_llm.stats()["requests"] - requests_before
+    assert grown <= 0.05 * requests_before, (grown, requests_before)
+    replay_acks = enriched_ids(enriched)
+    assert Counter(replay_acks[e.event_id]["decision"] for e in copies) == {"NOOP": len(copies)}
+    await wait_for(
+        [history],
+        lambda: (
+            sum(1 for h in history.json_values() if h and h.get("caused_by") in copy_ids)
+            == len(copies)
+        ),
+        300,
+        "the duplicates' deletes",
+        worker,
     )
-    for doc in synth_events(config):
-        tenant, text = str(doc["tenant"]), str(doc.get("content") or "")
-        if not text or doc.get("type") != "memory.add":
-            continue
-        earlier = prior.setdefault(tenant, [])
-        if decide(text, earlier)["action"] != "ADD":
-            continue
-        earlier.append((str(len(earlier)), text))
-        chosen.append((tenant, text))
-        if len(chosen) == count:
-            return chosen
-    raise AssertionError("not enough distinct synthetic memories")
-
-
-def fetch_enriched(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
-    """tenant -> memory_id -> properties (content, version, facts, importance)."""
-    with weaviate_client(settings) as client:
-        coll = client.collections.use(settings.weaviate_collection)
-        out: dict[str, dict[str, dict[str, Any]]] = {}
-        for tenant in coll.tenants.get():
-            objs = {}
-            for obj in coll.with_tenant(tenant).iterator(
-                return_properties=["memory_id", "content", "version", "facts", "importance"]
-            ):
-                objs[str(obj.properties["memory_id"])] = dict(obj.properties)
-            out[str(tenant)] = objs
-        return out
-
-
-def enriched_ids(reader: TopicReader) -> dict[str, dict[str, Any]]:
-    return {str(v["event_id"]): v for v in reader.json_values()}
 
 
 async def test_intelligent_events_are_enriched_decided_and_cached(
-    stack: Settings, tmp_path: Path, fake_llm: FakeLlm
+    stack: Settings, tmp_path: Path, fake_llm: FakeLlmProcess
 ) -> None:
     settings = intelligent_settings(stack, tmp_path / "w", fake_llm.base_url)
     worker = WorkerProcess(settings, tmp_path / "worker.log")
@@ -187,143 +192,21 @@ async def test_intelligent_events_are_enriched_decided_and_cached(
         assert Counter(acks[e].get("outcome") for e in want) == {"enriched": 2000}
 
         state = fetch_enriched(settings)
-        for e in bulk:
-            obj = state[e.tenant][e.resolved_memory_id]
-            assert obj["content"] == e.content
-            assert obj["facts"], f"{e.resolved_memory_id} has no facts"
-            assert 0.0 <= obj["importance"] <= 1.0
-        live = {t: state.get(t, {}) for t, *_ in SCRIPT}
-        # UPDATE: the older memory now says what the newer one said; the newer is folded in.
-        assert set(live["script-update"]) == {"script-update-1"}
-        updated = live["script-update"]["script-update-1"]
-        assert (updated["content"], updated["version"]) == ("Alice moved to Paris", 2)
-        assert updated["facts"] == ["Alice moved to Paris"]
-        assert updated["importance"] is not None
-        # NOOP: the duplicate is dropped, the original stays.
-        assert set(live["script-noop"]) == {"script-noop-1"}
-        assert set(live["script-same"]) == {"script-same-1"}
-        # DELETE: the memory the newer one negates is removed; the newer one stays.
-        assert set(live["script-delete"]) == {"script-delete-2"}
-        decisions = {acks[e.event_id]["memory_id"]: acks[e.event_id]["decision"] for e in seconds}
-        assert decisions == {
-            "script-update-2": "UPDATE",
-            "script-noop-2": "NOOP",
-            "script-delete-2": "DELETE",
-            "script-same-2": "NOOP",
-        }
-
-        # Every decided change is in the history, with the event that caused it.
-        await history.read_to_end()
-        caused = {
-            (h["memory_id"], h["change"]): h["caused_by"]
-            for h in history.json_values()
-            if h and "caused_by" in h
-        }
-        by_memory = {e.resolved_memory_id: e.event_id for e in seconds}
-        assert caused == {
-            ("script-update-1", "upsert"): by_memory["script-update-2"],
-            ("script-update-2", "delete"): by_memory["script-update-2"],
-            ("script-noop-2", "delete"): by_memory["script-noop-2"],
-            ("script-delete-1", "delete"): by_memory["script-delete-2"],
-            ("script-same-2", "delete"): by_memory["script-same-2"],
-        }
-
-        # Prompt batching: each processor packs BATCH memories per request.
+        check_decisions(state, acks, bulk, seconds)
+        await check_history(history, seconds)
         stats = fake_llm.stats()
-        assert stats["errors"] == {}
-        for kind in ("facts", "importance", "decision"):
-            requests, items = stats["by_kind"][kind], stats["items_by_kind"][kind]
-            assert requests <= 1.2 * items / BATCH + 1, (kind, requests, items)
-        # Each distinct text is asked once: repeats hit llm_cache or share one prompt slot.
-        distinct = len({e.content for e in events})
-        assert stats["items_by_kind"]["facts"] == distinct
-        assert stats["items_by_kind"]["importance"] == distinct
-        assert stats["by_kind"]["facts"] <= 1.2 * 2000 / BATCH
-        assert stats["by_kind"]["importance"] <= 1.2 * 2000 / BATCH
-
-        # Replaying the same contents (as new memories): facts and importance come from
-        # llm_cache, and each copy is dropped as a duplicate of its original.
-        hits_before = worker.metric("agentmem_llm_cache_total", {"result": "hit"})
-        misses_before = worker.metric("agentmem_llm_cache_total", {"result": "miss"})
-        requests_before = stats["requests"]
-        # (the update and delete scripts changed what their originals hold)
-        changed = {"script-update", "script-delete"}
-        originals = [e for e in firsts + bulk if e.tenant not in changed]
-        copies = [
-            new_event(
-                "memory.add", e.tenant, content=e.content, memory_id=f"copy-{i}", mode="intelligent"
-            )
-            for i, e in enumerate(originals)
-        ]
-        await publish(settings, records(copies))
-        copy_ids = {e.event_id for e in copies}
-        await wait_for(
-            [enriched], lambda: copy_ids <= set(enriched_ids(enriched)), 600, "replay", worker
-        )
-        hits = worker.metric("agentmem_llm_cache_total", {"result": "hit"}) - hits_before
-        misses = worker.metric("agentmem_llm_cache_total", {"result": "miss"}) - misses_before
-        assert hits / (hits + misses) >= 0.95, (hits, misses)
-        grown = fake_llm.stats()["requests"] - requests_before
-        assert grown <= 0.05 * requests_before, (grown, requests_before)
-        replay_acks = enriched_ids(enriched)
-        assert Counter(replay_acks[e.event_id]["decision"] for e in copies) == {"NOOP": len(copies)}
-        await wait_for(
-            [history],
-            lambda: (
-                sum(1 for h in history.json_values() if h and h.get("caused_by") in copy_ids)
-                == len(copies)
-            ),
-            300,
-            "the duplicates' deletes",
-            worker,
+        check_batching(stats, events)
+        await replay_from_cache(
+            settings, worker, fake_llm, (enriched, history), firsts + bulk, stats["requests"]
         )
         after = fetch_enriched(settings)
         assert sum(len(v) for v in after.values()) == sum(len(v) for v in state.values())
         await deadletter.read_to_end()
         assert deadletter.json_values() == []
-        assert worker.proc is not None and worker.proc.poll() is None
+        assert worker.running
     finally:
         worker.stop()
         for reader in (enriched, history, deadletter):
-            await reader.close()
-
-
-async def publish_bulk(
-    settings: Settings, worker: WorkerProcess, count: int, seed: int
-) -> tuple[
-    list[MemoryEvent], dict[str, dict[str, Any]], dict[str, dict[str, Any]], list[dict[str, Any]]
-]:
-    """Publish ``count`` intelligent adds; wait until each is indexed and has an
-    enrichment outcome. Returns the events, their acks, outcomes and the dead letters."""
-    events = [
-        new_event("memory.add", t, content=text, mode="intelligent")
-        for t, text in bulk_texts(count, seed=seed)
-    ]
-    await publish(settings, records(events))
-    indexed, enriched, dead = await indexed_and_enriched(settings, worker, events, 600)
-    return events, indexed, enriched, dead
-
-
-async def indexed_and_enriched(
-    settings: Settings, worker: WorkerProcess, events: list[MemoryEvent], timeout_s: float
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """Wait until every event is indexed and has an enrichment outcome."""
-    indexed = TopicReader(settings, settings.topic("memory.indexed"))
-    enriched = TopicReader(settings, settings.topic("memory.enriched"))
-    deadletter = TopicReader(settings, settings.topic("memory.deadletter"))
-    want = {e.event_id for e in events}
-    try:
-        await wait_for(
-            [indexed, enriched],
-            lambda: want <= enriched_ids(indexed).keys() and want <= enriched_ids(enriched).keys(),
-            timeout_s,
-            "indexing and enrichment",
-            worker,
-        )
-        await deadletter.read_to_end()
-        return enriched_ids(indexed), enriched_ids(enriched), deadletter.json_values()
-    finally:
-        for reader in (indexed, enriched, deadletter):
             await reader.close()
 
 
@@ -360,7 +243,7 @@ async def test_flaky_llm_never_loses_a_memory(stack: Settings, tmp_path: Path) -
             for o in ("rate_limited", "server_error", "timeout")
         )
         assert failed > 0
-        assert worker.proc is not None and worker.proc.poll() is None
+        assert worker.running
         # Every memory is searchable whatever its enrichment became.
         state = fetch_enriched(settings)
         assert sum(len(v) for v in state.values()) == len(events)
@@ -395,7 +278,7 @@ async def test_llm_down_opens_the_circuit_and_indexing_goes_on(
         assert worker.metric("agentmem_llm_requests_total", {"outcome": "circuit_open"}) > 0
         assert worker.metric("agentmem_llm_circuit_state") == 2.0  # open
         assert sum(len(v) for v in fetch_enriched(settings).values()) == len(events)
-        assert worker.proc is not None and worker.proc.poll() is None
+        assert worker.running
 
         # The endpoint comes back; the dead-lettered enrichments are sent again and
         # complete: the circuit closes through its probe, and nothing was lost.
@@ -424,7 +307,7 @@ async def test_llm_down_opens_the_circuit_and_indexing_goes_on(
         worker.stop()
 
 
-async def test_fake_llm_rejects_a_malformed_request(fake_llm: FakeLlm) -> None:
+async def test_fake_llm_rejects_a_malformed_request(fake_llm: FakeLlmProcess) -> None:
     async with httpx.AsyncClient() as client:
         reply = await client.post(
             f"{fake_llm.base_url}/chat/completions", json={"model": "m", "messages": []}

@@ -27,19 +27,20 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import OutOfOrderSequenceNumber
 
-from processors.adapters.kafka_sink import KafkaRecordSink, ResilientProducer, durable_producer
+from processors.adapters.kafka_sink import KafkaRecordSink
 from processors.core.errors import is_retriable
 from processors.core.events import EventType, new_event
 from processors.core.records import OutRecord
 from processors.core.retry import Backoff, retry_forever
+from streams import clients
 from streams.client.publisher import EventPublisher
 from streams.client.topics import Topics, ensure_topics
 from streams.settings import Settings
 from tests.integration.harness import TopicReader
-from tests.integration.private_kafka import PrivateKafka, running_private_kafka
+from tests.integration.private_kafka import Broker, PrivateKafka, running_private_kafka
 
 log = logging.getLogger(__name__)
 
@@ -169,12 +170,77 @@ async def private_kafka(settings: Settings, tmp_path: Path) -> AsyncIterator[Pri
 
 
 async def _create_topic(bootstrap: str, name: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = clients.kafka_admin(bootstrap)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, partitions, 1)])
     finally:
         await admin.close()
+
+
+async def _restart_twice(broker: Broker, load: Load, restarts: list[Restart]) -> None:
+    """Stop the broker with SIGTERM, then SIGKILL, restarting it each time under load;
+    after each, publishing and the sink must get going again."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        down_at = await broker.kill(sig)
+        await asyncio.sleep(DOWN_S)
+        start_at = await broker.start()
+        healthy_at = await broker.wait_healthy()
+        restart = Restart(sig.name, down_at, start_at, healthy_at)
+        restarts.append(restart)
+        await asyncio.sleep(STEADY_S)
+        restart.first_publish_ok = load.first_ok_end_after(start_at)
+        restart.first_sink_ack = load.first_sink_ack_after(start_at)
+        fresh = load.ok_after(healthy_at + 1.0)
+        assert fresh, f"no publish succeeded after the {sig.name} restart"
+        assert restart.first_sink_ack is not None, f"sink stuck after {sig.name}"
+
+
+async def _restart_twice_under_load(broker: Broker, load: Load) -> list[Restart]:
+    """The load's publish and sink loops running through :func:`_restart_twice`."""
+    restarts: list[Restart] = []
+    loops = [
+        asyncio.create_task(load.publish_loop()),
+        asyncio.create_task(load.sink_loop()),
+    ]
+    try:
+        await asyncio.sleep(STEADY_S)
+        await _restart_twice(broker, load, restarts)
+    finally:
+        await load.finish()
+        for task in loops:
+            await task
+    return restarts
+
+
+def _check_nothing_lost(
+    load: Load, in_topic: set[str], sink_values: set[bytes]
+) -> tuple[list[str], list[bytes]]:
+    """Every acknowledged event and record is in its topic; the acknowledged ones."""
+    confirmed = [i for c in load.calls if c.ok for i in c.ids]
+    missing = set(confirmed) - in_topic
+    assert not missing, f"{len(missing)} acknowledged events are not in the topic"
+    sink_confirmed = [v for _, values in load.sink_acked for v in values]
+    sink_missing = set(sink_confirmed) - sink_values
+    assert not sink_missing, f"{len(sink_missing)} acknowledged records are not in the topic"
+    return confirmed, sink_confirmed
+
+
+async def _read_back(
+    private: Settings, events_topic: str, sink_topic: str
+) -> tuple[set[str], set[bytes]]:
+    """The event ids on the events topic and the values on the sink topic."""
+    events = TopicReader(private, events_topic)
+    sunk = TopicReader(private, sink_topic)
+    try:
+        in_topic = {
+            json.loads(v)["event_id"] for _, v in await events.read_to_end() if v is not None
+        }
+        sink_values = {v for _, v in await sunk.read_to_end() if v is not None}
+    finally:
+        await events.close()
+        await sunk.close()
+    return in_topic, sink_values
 
 
 async def test_producers_keep_producing_through_broker_restarts(
@@ -186,41 +252,17 @@ async def test_producers_keep_producing_through_broker_restarts(
     sink_topic = private.topic("restart.sink")
     publisher_recreations: list[BaseException] = []
     sink_recreations: list[BaseException] = []
-    restarts: list[Restart] = []
     await ensure_topics(private)
     await _create_topic(private.kafka_bootstrap_servers, sink_topic, 4)
 
     publisher = EventPublisher(private, on_recreate=publisher_recreations.append)
-    producer = ResilientProducer(
-        lambda: durable_producer(private.kafka_bootstrap_servers),
-        on_recreate=sink_recreations.append,
-    )
+    producer = clients.resilient_producer(private, on_recreate=sink_recreations.append)
     await publisher.start()
     await producer.start()
     load = Load(publisher, KafkaRecordSink(producer), sink_topic)
-    loops = [
-        asyncio.create_task(load.publish_loop()),
-        asyncio.create_task(load.sink_loop()),
-    ]
     try:
-        await asyncio.sleep(STEADY_S)
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            down_at = await broker.kill(sig)
-            await asyncio.sleep(DOWN_S)
-            start_at = await broker.start()
-            healthy_at = await broker.wait_healthy()
-            restart = Restart(sig.name, down_at, start_at, healthy_at)
-            restarts.append(restart)
-            await asyncio.sleep(STEADY_S)
-            restart.first_publish_ok = load.first_ok_end_after(start_at)
-            restart.first_sink_ack = load.first_sink_ack_after(start_at)
-            fresh = load.ok_after(healthy_at + 1.0)
-            assert fresh, f"no publish succeeded after the {sig.name} restart"
-            assert restart.first_sink_ack is not None, f"sink stuck after {sig.name}"
+        restarts = await _restart_twice_under_load(broker, load)
     finally:
-        await load.finish()
-        for task in loops:
-            await task
         await publisher.stop()
         await producer.stop()
 
@@ -230,23 +272,8 @@ async def test_producers_keep_producing_through_broker_restarts(
     late = [c for c in load.calls if c.started >= last.healthy_at + 1.0]
     assert late and all(c.ok for c in late), [c.error for c in late if not c.ok][:5]
 
-    events = TopicReader(private, events_topic)
-    sunk = TopicReader(private, sink_topic)
-    try:
-        in_topic = {
-            json.loads(v)["event_id"] for _, v in await events.read_to_end() if v is not None
-        }
-        sink_values = {v for _, v in await sunk.read_to_end() if v is not None}
-    finally:
-        await events.close()
-        await sunk.close()
-
-    confirmed = [i for c in load.calls if c.ok for i in c.ids]
-    missing = set(confirmed) - in_topic
-    assert not missing, f"{len(missing)} acknowledged events are not in the topic"
-    sink_confirmed = [v for _, values in load.sink_acked for v in values]
-    sink_missing = set(sink_confirmed) - sink_values
-    assert not sink_missing, f"{len(sink_missing)} acknowledged records are not in the topic"
+    in_topic, sink_values = await _read_back(private, events_topic, sink_topic)
+    confirmed, sink_confirmed = _check_nothing_lost(load, in_topic, sink_values)
 
     # While the broker was away a publish waited at most its delivery timeout.
     longest = max(c.ended - c.started for c in load.calls)
@@ -289,7 +316,7 @@ async def test_a_producer_broken_by_a_sequence_gap_is_replaced(
     await _create_topic(private.kafka_bootstrap_servers, topic, 2)
     gap = TopicPartition(topic, 0)
 
-    plain = durable_producer(private.kafka_bootstrap_servers)
+    plain = clients.kafka_producer(private)
     await plain.start()
     try:
         await plain.send_and_wait(topic, b"before", partition=0)
@@ -302,9 +329,7 @@ async def test_a_producer_broken_by_a_sequence_gap_is_replaced(
         await plain.stop()
 
     causes: list[BaseException] = []
-    resilient = ResilientProducer(
-        lambda: durable_producer(private.kafka_bootstrap_servers), on_recreate=causes.append
-    )
+    resilient = clients.resilient_producer(private, on_recreate=causes.append)
     async with resilient:
         sink = KafkaRecordSink(resilient)
         await sink.send_all(topic, [OutRecord(b"k", b"first")])

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 import weaviate
 
-from loadgen.bench import delete_topics, settings_env
+from loadgen.bench.harness import delete_topics
 from loadgen.cli import main
-from loadgen.report import read_topic
+from loadgen.report.topics import read_topic
 from streams.settings import Settings
+from streams.stack.launcher import settings_env
 from tests.integration.harness import WorkerProcess, isolated_settings
 
 EVENTS = 400
@@ -54,7 +55,7 @@ def read_all(settings: Settings, topic: str, want: int, worker: WorkerProcess) -
         values = asyncio.run(read_topic(settings.kafka_bootstrap_servers, topic))
         if len(values) >= want:
             return [json.loads(v or b"null") for v in values]
-        assert worker.proc is not None and worker.proc.poll() is None, worker.log_tail()
+        assert worker.running, worker.log_tail()
         assert time.monotonic() < deadline, f"{len(values)} of {want} records on {topic}"
         time.sleep(0.5)
 
@@ -98,12 +99,18 @@ def test_synth_replay_report(
     assert len(acks) == len(owned)
     outcomes = Counter(a["outcome"] for a in acks)
     assert outcomes["noop:duplicate_event"] > 0 and outcomes["applied"] > 0
-    latencies = [a["indexed_at_ms"] - a["produced_at_ms"] for a in acks]
 
     out_dir = tmp_path / "report"
     metrics_url = f"http://127.0.0.1:{settings.worker_metrics_port}/metrics"
     argv = ["report", "--events", str(events), "--metrics-url", metrics_url]
     assert main([*argv, "--out-dir", str(out_dir)]) == 0
+    check_report(out_dir, acks, dead)
+
+
+def check_report(out_dir: Path, acks: list[Any], dead: list[Any]) -> None:
+    """The report's files agree with the acks and dead letters read from the topics."""
+    outcomes = Counter(a["outcome"] for a in acks)
+    latencies = [a["indexed_at_ms"] - a["produced_at_ms"] for a in acks]
     doc = json.loads((out_dir / "report.json").read_text())
     assert doc["acks"]["count"] == len(acks)
     assert doc["acks"]["by_outcome"] == dict(outcomes)

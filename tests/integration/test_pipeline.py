@@ -10,15 +10,12 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
-import weaviate
-from aiokafka import AIOKafkaProducer
 
-from processors.adapters.embedding import Embedder
 from processors.core.events import new_event
+from streams import clients
 from streams.settings import Settings
 from streams.stack import process, supervisor
 from streams.stack.components import Weaviate
-from streams.stack.modelpack import pack_dir
 from tests.integration.harness import (
     PipelineTopics,
     WorkerProcess,
@@ -30,12 +27,7 @@ from tests.integration.scenario import Expected, Scenario, generate
 
 
 async def publish(settings: Settings, events: Sequence[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-    )
+    producer = clients.kafka_producer(settings)
     await producer.start()
     try:
         futures = [
@@ -184,7 +176,7 @@ async def test_paraphrase_search_ranks_the_memory_first(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and worker.metric("agentmem_events_applied_total") < 5:
             await asyncio.sleep(0.3)
-        embedder = Embedder(settings.embedding_model, pack_dir(settings.cache_dir))
+        embedder = clients.embedder(settings)
         queries = {
             "dog": "my new dog is called Max",
             "job": "what is her profession now",
@@ -192,9 +184,7 @@ async def test_paraphrase_search_ranks_the_memory_first(
             "trip": "summer vacation plans in Portugal",
             "music": "which instrument does the child learn",
         }
-        client = weaviate.connect_to_local(
-            port=settings.weaviate_http_port, grpc_port=settings.weaviate_grpc_port
-        )
+        client = clients.weaviate_sync(settings)
         try:
             coll = client.collections.use(settings.weaviate_collection).with_tenant("paraphrase")
             for expected_id, query in queries.items():
@@ -273,7 +263,7 @@ async def test_weaviate_outage_is_waited_out(
             await asyncio.gather(*(r.poll() for r in topics.all))
         # At most the batch in flight when Weaviate went away was acknowledged.
         assert len(topics.indexed.records) - acks_when_stopped <= settings.max_batch
-        assert worker.proc is not None and worker.proc.poll() is None
+        assert worker.running
         assert worker.metric("agentmem_retries_total") > 0
         # Waiting out an outage is no reason to restart: live, but not ready.
         live, _ = worker.health("/healthz")

@@ -114,6 +114,7 @@ class RawPublisher:
 
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.topic("memory.events")
+        # deliberately not clients.kafka_producer: a raw client, with room for 1.5 MB pills
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             acks="all",
@@ -185,6 +186,19 @@ async def _fresh_event_indexed(
     return time.monotonic() - started
 
 
+async def _wait_neighbours_and_pills(
+    worker: WorkerProcess, topics: PipelineTopics, neighbours: list[str], dead: int, what: str
+) -> None:
+    """Until every neighbour is applied and there are at least ``dead`` dead letters."""
+    await wait_for(
+        topics.all,
+        lambda: set(neighbours) <= _applied(topics) and len(topics.deadletter.records) >= dead,
+        120,
+        what,
+        worker,
+    )
+
+
 async def test_each_pill_between_two_neighbours_costs_only_itself(
     poisoned: tuple[Settings, WorkerProcess],
 ) -> None:
@@ -201,15 +215,12 @@ async def test_each_pill_between_two_neighbours_costs_only_itself(
                 key, value, event_id = valid(n)
                 await publisher.send(key, value, partition)
                 neighbours.append(event_id)
-            await wait_for(
-                topics.all,
-                lambda: (
-                    set(neighbours) <= _applied(topics)
-                    and len(topics.deadletter.records) >= len(sent)
-                ),
-                120,
-                "every neighbour's ack and every pill's dead letter",
+            await _wait_neighbours_and_pills(
                 worker,
+                topics,
+                neighbours,
+                len(sent),
+                "every neighbour's ack and every pill's dead letter",
             )
             assert _applied(topics) == set(neighbours)
             _check_dead_letters(topics, sent)
@@ -244,15 +255,8 @@ async def test_the_same_pills_inside_one_batch_of_256(
                     neighbours.append(event_id)
             assert len(neighbours) == 243
             worker.start()
-            await wait_for(
-                topics.all,
-                lambda: (
-                    set(neighbours) <= _applied(topics)
-                    and len(topics.deadletter.records) >= len(sent)
-                ),
-                120,
-                "243 acks and 13 dead letters",
-                worker,
+            await _wait_neighbours_and_pills(
+                worker, topics, neighbours, len(sent), "243 acks and 13 dead letters"
             )
             assert _applied(topics) == set(neighbours)
             _check_dead_letters(topics, sent)

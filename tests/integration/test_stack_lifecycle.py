@@ -10,31 +10,43 @@ import time
 import uuid
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
+from streams import clients
 from streams.settings import Settings
 from streams.stack import process, supervisor
 from streams.stack.components import Kafka
+from streams.stack.launcher import free_port_range, free_ports
+from tests.integration.private_kafka import broker_port
+
+WEAVIATE_CLUSTER_PORTS = 4  # gossip, data, raft, raft rpc: base port and the next three
 
 
 def private_settings(base: Settings, stack_dir: Path) -> Settings:
+    """The shared stack's cache with a stack of our own on free ports: a port that
+    another process holds must not fail the run."""
+    while True:
+        kafka, cluster = broker_port(), free_port_range(WEAVIATE_CLUSTER_PORTS)
+        http, grpc, metrics, prometheus, worker, api = free_ports(6)
+        ranges = [kafka, kafka + 1, *range(cluster, cluster + WEAVIATE_CLUSTER_PORTS)]
+        every = [*ranges, http, grpc, metrics, prometheus, worker, api]
+        if len(set(every)) == len(every):
+            break
     return Settings(
         stack_dir=stack_dir,
         cache_dir=base.cache_dir,
-        kafka_bootstrap_servers="127.0.0.1:19092",
-        weaviate_http_port=18080,
-        weaviate_grpc_port=15051,
-        weaviate_cluster_base_port=17946,
-        weaviate_metrics_port=12112,
-        prometheus_port=19090,
-        worker_metrics_port=19108,
-        api_port=18000,
+        kafka_bootstrap_servers=f"127.0.0.1:{kafka}",
+        weaviate_http_port=http,
+        weaviate_grpc_port=grpc,
+        weaviate_cluster_base_port=cluster,
+        weaviate_metrics_port=metrics,
+        prometheus_port=prometheus,
+        worker_metrics_port=worker,
+        api_port=api,
         kafka_heap="512m",
     )
 
 
 async def _produce(settings: Settings, topic: str, value: bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = clients.kafka_producer(settings)
     await producer.start()
     try:
         await producer.send_and_wait(topic, value)
@@ -43,9 +55,9 @@ async def _produce(settings: Settings, topic: str, value: bytes) -> None:
 
 
 async def _consume_all(settings: Settings, topic: str) -> list[bytes]:
-    consumer = AIOKafkaConsumer(
+    consumer = clients.kafka_consumer(
+        settings,
         topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
         auto_offset_reset="earliest",
         group_id=f"test-{uuid.uuid4().hex}",
     )

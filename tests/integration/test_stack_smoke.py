@@ -9,15 +9,13 @@ from collections.abc import Awaitable, Callable
 import httpx
 import numpy as np
 import weaviate
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from weaviate.classes.config import Configure, DataType, Property
 from weaviate.classes.data import DataObject
 from weaviate.classes.tenants import Tenant
 
-from processors.adapters.embedding import Embedder
+from streams import clients
 from streams.settings import Settings
 from streams.stack import supervisor
-from streams.stack.modelpack import pack_dir
 
 
 async def test_kafka_produce_and_consume(
@@ -25,16 +23,16 @@ async def test_kafka_produce_and_consume(
 ) -> None:
     topic = await topic_factory(partitions=3)
     payloads = [f"message-{i}".encode() for i in range(50)]
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")
+    producer = clients.kafka_producer(stack)
     await producer.start()
     try:
         for i, payload in enumerate(payloads):
             await producer.send_and_wait(topic, payload, key=f"k{i % 5}".encode())
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(
+    consumer = clients.kafka_consumer(
+        stack,
         topic,
-        bootstrap_servers=stack.kafka_bootstrap_servers,
         auto_offset_reset="earliest",
         group_id=f"test-{uuid.uuid4().hex}",
     )
@@ -100,7 +98,7 @@ def test_prometheus_sees_itself_up(stack: Settings) -> None:
 
 
 def test_model_pack_embeds_and_ranks_paraphrases(stack: Settings) -> None:
-    embedder = Embedder(stack.embedding_model, pack_dir(stack.cache_dir))
+    embedder = clients.embedder(stack)
     vectors = np.array(
         embedder.embed(
             [

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from processors.core.events import new_event
+from processors.core.events import MemoryEvent, new_event
 from streams.client.publisher import EventPublisher
 from streams.settings import Settings
 from tests.integration.harness import (
@@ -32,6 +32,22 @@ def set_shard_status(settings: Settings, tenant: str, status: str) -> None:
 
 def acks_by_event(topics: PipelineTopics) -> dict[str, str]:
     return {a["event_id"]: a["outcome"] for a in topics.indexed.json_values()}
+
+
+def locked_changes() -> list[MemoryEvent]:
+    """Updates of m-0..9, deletes of m-10..19, erases of m-20..29, adds of m-40..49."""
+    return [
+        *(
+            new_event("memory.update", LOCKED, content=f"changed {i}", memory_id=f"m-{i}")
+            for i in range(0, 10)
+        ),
+        *(new_event("memory.delete", LOCKED, memory_id=f"m-{i}") for i in range(10, 20)),
+        *(new_event("memory.erase", LOCKED, memory_id=f"m-{i}") for i in range(20, 30)),
+        *(
+            new_event("memory.add", LOCKED, content=f"new {i}", memory_id=f"m-{i}")
+            for i in range(40, 50)
+        ),
+    ]
 
 
 @pytest.fixture
@@ -61,18 +77,7 @@ async def test_a_read_only_shard_is_waited_out_without_loss(
 
             set_shard_status(settings, LOCKED, "READONLY")
             locked_at = time.monotonic()
-            changes = [
-                *(
-                    new_event("memory.update", LOCKED, content=f"changed {i}", memory_id=f"m-{i}")
-                    for i in range(0, 10)
-                ),
-                *(new_event("memory.delete", LOCKED, memory_id=f"m-{i}") for i in range(10, 20)),
-                *(new_event("memory.erase", LOCKED, memory_id=f"m-{i}") for i in range(20, 30)),
-                *(
-                    new_event("memory.add", LOCKED, content=f"new {i}", memory_id=f"m-{i}")
-                    for i in range(40, 50)
-                ),
-            ]
+            changes = locked_changes()
             locked_ids = {e.event_id for e in changes}
             # load goes on, for both tenants, while the shard refuses writes
             for round_ in range(6):

@@ -33,7 +33,7 @@ from tests.integration.harness import (
     isolated_settings,
     weaviate_objects,
 )
-from tests.integration.private_kafka import PrivateKafka, running_private_kafka
+from tests.integration.private_kafka import Broker, PrivateKafka, running_private_kafka
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,49 @@ async def private_kafka(stack: Settings, tmp_path: Path) -> AsyncIterator[Privat
         yield private
 
 
+async def restart_twice(broker: Broker, client: Client) -> list[dict[str, object]]:
+    """Stop the broker with SIGTERM, then with SIGKILL, restarting it each time under
+    the client's load; what each restart took and how much was accepted after it."""
+    restarts: list[dict[str, object]] = []
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        down_at = await broker.kill(sig)
+        await asyncio.sleep(DOWN_S)
+        start_at = await broker.start()
+        healthy_at = await broker.wait_healthy()
+        before = len(client.accepted)
+        await asyncio.sleep(STEADY_S)
+        restarts.append(
+            {
+                "signal": sig.name,
+                "down_s": round(start_at - down_at, 1),
+                "healthy_after_start_s": round(healthy_at - start_at, 1),
+                "accepted_in_next_5s": len(client.accepted) - before,
+            }
+        )
+    return restarts
+
+
+async def first_acks(
+    settings: Settings, worker: WorkerProcess, wanted_events: set[str]
+) -> dict[str, str]:
+    """event id -> outcome of its first ack, once every wanted event has one."""
+    indexed = TopicReader(settings, Topics.from_settings(settings).indexed)
+    acked: dict[str, str] = {}
+    try:
+        deadline = time.monotonic() + 180
+        while not wanted_events <= set(acked):
+            assert time.monotonic() < deadline, (
+                f"{len(wanted_events - set(acked))} accepted events not acked\n{worker.log_tail()}"
+            )
+            assert worker.running, worker.log_tail()
+            await indexed.poll()
+            for ack in indexed.json_values():
+                acked.setdefault(str(ack["event_id"]), str(ack["outcome"]))
+    finally:
+        await indexed.close()
+    return acked
+
+
 async def test_api_and_worker_go_on_through_broker_restarts(
     stack: Settings, private_kafka: PrivateKafka, tmp_path: Path
 ) -> None:
@@ -135,21 +178,7 @@ async def test_api_and_worker_go_on_through_broker_restarts(
                 client = Client(http)
                 load = asyncio.create_task(client.run())
                 await asyncio.sleep(STEADY_S)
-                for sig in (signal.SIGTERM, signal.SIGKILL):
-                    down_at = await broker.kill(sig)
-                    await asyncio.sleep(DOWN_S)
-                    start_at = await broker.start()
-                    healthy_at = await broker.wait_healthy()
-                    before = len(client.accepted)
-                    await asyncio.sleep(STEADY_S)
-                    restarts.append(
-                        {
-                            "signal": sig.name,
-                            "down_s": round(start_at - down_at, 1),
-                            "healthy_after_start_s": round(healthy_at - start_at, 1),
-                            "accepted_in_next_5s": len(client.accepted) - before,
-                        }
-                    )
+                restarts += await restart_twice(broker, client)
                 client.stopped.set()
                 await load
                 await client.finish(timeout_s=120)
@@ -157,22 +186,8 @@ async def test_api_and_worker_go_on_through_broker_restarts(
 
         # Every accepted event acknowledged by the worker, which produced again after
         # the restarts (the last events were accepted after both).
-        indexed = TopicReader(settings, Topics.from_settings(settings).indexed)
         wanted_events = set(client.accepted.values())
-        acked: dict[str, str] = {}
-        try:
-            deadline = time.monotonic() + 180
-            while not wanted_events <= set(acked):
-                assert time.monotonic() < deadline, (
-                    f"{len(wanted_events - set(acked))} accepted events not acked\n"
-                    f"{worker.log_tail()}"
-                )
-                assert worker.proc is not None and worker.proc.poll() is None, worker.log_tail()
-                await indexed.poll()
-                for ack in indexed.json_values():
-                    acked.setdefault(str(ack["event_id"]), str(ack["outcome"]))
-        finally:
-            await indexed.close()
+        acked = await first_acks(settings, worker, wanted_events)
         assert {acked[e] for e in wanted_events} <= {"applied", "noop:unchanged"}
 
         # Weaviate holds each memory once (weaviate_objects asserts one object per

@@ -7,39 +7,45 @@ from typing import Any
 
 import pytest
 
-from loadgen import bench
+from loadgen.bench import suite
+from loadgen.bench.baselines import import_objects
+from loadgen.bench.config import RESULT_KEYS, BenchConfig
+from loadgen.bench.harness import private_settings
+from loadgen.bench.render import render_markdown, write_results
+from loadgen.bench.suite import BenchRun, bench_intelligent, run_all
 from loadgen.synth import SynthConfig, synth_events
 from streams.settings import Settings
+from streams.stack.launcher import settings_env
 
 
 def test_private_settings_are_private_and_survive_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base = Settings()
-    a = bench.private_settings(base, tmp_path)
-    b = bench.private_settings(base, tmp_path, llm_base_url="http://127.0.0.1:1/v1")
+    a = private_settings(base, tmp_path)
+    b = private_settings(base, tmp_path, llm_base_url="http://127.0.0.1:1/v1")
     assert a.topic_prefix != b.topic_prefix != base.topic_prefix
     assert a.weaviate_collection != b.weaviate_collection
     assert a.stack_dir.parent == tmp_path
     assert b.llm_base_url == "http://127.0.0.1:1/v1"
     assert a.kafka_bootstrap_servers == base.kafka_bootstrap_servers
-    for key, value in bench.settings_env(a).items():
+    for key, value in settings_env(a).items():
         monkeypatch.setenv(key, value)
     assert Settings() == a
 
 
 def test_import_objects_mirror_the_events() -> None:
     docs = list(synth_events(SynthConfig(count=20, update_ratio=0, delete_ratio=0, vector_dim=384)))
-    objects = bench.import_objects(docs)
+    objects = import_objects(docs)
     assert len(objects) == 20
     assert len({o.uuid for o in objects}) == 20
-    assert objects == bench.import_objects(docs)
+    assert objects == import_objects(docs)
     first = objects[0]
     assert first.tenant == docs[0]["tenant"]
     assert first.properties["content"] == docs[0]["content"]
     assert len(first.vector) == 384
     with pytest.raises(ValueError, match="carries no vector"):
-        bench.import_objects(list(synth_events(SynthConfig(count=1))))
+        import_objects(list(synth_events(SynthConfig(count=1))))
 
 
 def full_results() -> dict[str, Any]:
@@ -67,7 +73,7 @@ def full_results() -> dict[str, Any]:
 
 
 def test_markdown_table_shows_every_benchmark_and_notes() -> None:
-    text = bench.render_markdown(full_results())
+    text = render_markdown(full_results())
     lines = text.strip().splitlines()
     assert lines[0] == "| benchmark | measured | baseline | result | note |"
     assert len(lines) == 2 + 6
@@ -95,7 +101,7 @@ def test_markdown_shows_indexing_with_the_llm_down() -> None:
         llm_down_vs_fast_ratio=0.94,
         notes={},
     )
-    text = bench.render_markdown(doc)
+    text = render_markdown(doc)
     assert (
         "| indexing with the LLM down vs fast | 141.0 ev/s (4,361 events) | 150.0 ev/s | 0.940 |"
         in text
@@ -103,8 +109,8 @@ def test_markdown_shows_indexing_with_the_llm_down() -> None:
 
 
 def test_a_failing_benchmark_is_noted_and_the_others_run() -> None:
-    run = bench.BenchRun()
-    config = bench.BenchConfig(only=frozenset({"fast", "vector"}))
+    run = BenchRun()
+    config = BenchConfig(only=frozenset({"fast", "vector"}))
 
     def boom() -> dict[str, Any]:
         raise RuntimeError("worker died")
@@ -121,13 +127,13 @@ def test_a_failing_benchmark_is_noted_and_the_others_run() -> None:
     }
     assert doc["vector_path_vs_weaviate_ratio"] == 0.5
     assert doc["duplicate_events_per_s"] is None
-    assert all(key in doc for key in bench.RESULT_KEYS)
+    assert all(key in doc for key in RESULT_KEYS)
     assert set(doc["seconds"]) == {"fast", "vector"}
 
 
 def test_latency_without_a_drain_rate_is_skipped_with_a_note(tmp_path: Path) -> None:
-    config = bench.BenchConfig(only=frozenset({"latency"}), workdir=tmp_path)
-    run = bench.run_all(Settings(), config)
+    config = BenchConfig(only=frozenset({"latency"}), workdir=tmp_path)
+    run = run_all(Settings(), config)
     assert run.failed == []
     assert "needs the fast drain rate" in run.notes["latency"]
     assert run.results["p99_ms_at_half_load"] is None
@@ -136,13 +142,13 @@ def test_latency_without_a_drain_rate_is_skipped_with_a_note(tmp_path: Path) -> 
 def test_intelligent_is_skipped_when_there_is_no_fake_llm(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bench, "FAKE_LLM", tmp_path / "fake_llm.py")
-    out = bench.bench_intelligent(Settings(), bench.BenchConfig(workdir=tmp_path))
+    monkeypatch.setattr(suite, "FAKE_LLM", tmp_path / "fake_llm.py")
+    out = bench_intelligent(Settings(), BenchConfig(workdir=tmp_path))
     assert out == {"intelligent_vs_fast_ratio": None, "note": "intelligent mode not available"}
 
 
 def test_results_are_written_as_json_and_markdown(tmp_path: Path) -> None:
     doc = full_results()
-    bench.write_results(doc, tmp_path / "r.json", tmp_path / "r.md")
+    write_results(doc, tmp_path / "r.json", tmp_path / "r.md")
     assert '"fast_vs_embed_ratio": 0.64' in (tmp_path / "r.json").read_text()
-    assert (tmp_path / "r.md").read_text() == bench.render_markdown(doc)
+    assert (tmp_path / "r.md").read_text() == render_markdown(doc)

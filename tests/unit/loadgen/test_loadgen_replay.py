@@ -9,18 +9,16 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
-from loadgen.replay import (
-    Lateness,
-    OpenLoopSender,
+from loadgen.replay.records import (
     Pace,
-    RateWindow,
     ReplayRecord,
-    nearest_rank,
     parse_line,
     parse_lines,
     planned_count,
     schedule,
 )
+from loadgen.replay.sender import Lateness, OpenLoopSender, RateWindow
+from loadgen.stats import nearest_rank
 
 
 def event_line(event_id: str = "e1", tenant: str = "t1", occurred: str | None = None) -> bytes:

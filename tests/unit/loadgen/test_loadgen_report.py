@@ -10,22 +10,11 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from loadgen import report
-from loadgen.report import (
-    Ack,
-    Window,
-    bucket_counts,
-    build_report,
-    histogram_quantile,
-    latency_summary,
-    n_buckets,
-    parse_duration_s,
-    parse_exposition,
-    parse_time_ms,
-    render_markdown,
-    samples_from_query,
-    summarize_metrics,
-)
+from loadgen.report.build import build_report
+from loadgen.report.metrics import parse_exposition, samples_from_query, summarize_metrics
+from loadgen.report.records import Ack, Window, parse_duration_s, parse_time_ms
+from loadgen.report.render import render_markdown, write_outputs
+from loadgen.stats import bucket_counts, histogram_quantile, latency_summary, n_buckets
 from processors.metrics import build_metrics
 
 T = 1_750_000_000_000
@@ -201,7 +190,7 @@ def test_outputs_are_written(tmp_path: Path) -> None:
     acks = [ack(str(i), T + i * 37, T + i * 37 + 50 + i % 7 * 10) for i in range(200)]
     metrics: dict[str, Any] = summarize_metrics([])
     doc = build_report(acks, [{"stage": "validate", "reason": "unknown_type"}], Window(), metrics)
-    paths = report.write_outputs(doc, tmp_path / "out")
+    paths = write_outputs(doc, tmp_path / "out")
     assert json.loads(paths["json"].read_text())["acks"]["count"] == 200
     markdown = paths["markdown"].read_text()
     assert "| validate/unknown_type | 1 |" in markdown
