@@ -6,6 +6,7 @@ down; nothing deeper reads the environment.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,8 +21,45 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 # processors.adapters.embedding.MODEL_PACK_NAME, kept here so that settings do not import fastembed.
 MODEL_PACK_NAME = "agentmem/all-MiniLM-L6-v2-int8"
 
-# The checkout this package runs from (editable install): dashboards/, .stack/, .cache/.
+# The folder above this package: the source checkout when the package runs from one
+# (an editable install, or a script run in the clone), site-packages when installed.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def source_checkout(root: Path = PROJECT_ROOT) -> Path | None:
+    """The source checkout this package runs from, or None for an installed package."""
+    if (root / "pyproject.toml").is_file() and (root / "streams" / "settings.py").is_file():
+        return root
+    return None
+
+
+SOURCE_CHECKOUT = source_checkout()
+
+
+def _xdg_dir(env: Mapping[str, str], variable: str, fallback: str) -> Path:
+    """``$variable/agentmem``, or ``~/<fallback>/agentmem`` when it is unset or relative
+    (the XDG base directory rules)."""
+    base = env.get(variable, "")
+    if not base or not Path(base).is_absolute():
+        home = env.get("HOME") or str(Path.home())
+        base = str(Path(home) / fallback)
+    return Path(base) / "agentmem"
+
+
+def default_stack_dir(env: Mapping[str, str], checkout: Path | None) -> Path:
+    """Where the local stack keeps its state: ``.stack/`` of the checkout, else the user's
+    state dir (``$XDG_STATE_HOME/agentmem``, ``~/.local/state/agentmem``)."""
+    if checkout is not None:
+        return checkout / ".stack"
+    return _xdg_dir(env, "XDG_STATE_HOME", ".local/state")
+
+
+def default_cache_dir(env: Mapping[str, str], checkout: Path | None) -> Path:
+    """Where builds (Kafka jars, Weaviate, the model pack) are cached: ``.cache/`` of the
+    checkout, else the user's cache dir (``$XDG_CACHE_HOME/agentmem``, ``~/.cache/agentmem``)."""
+    if checkout is not None:
+        return checkout / ".cache"
+    return _xdg_dir(env, "XDG_CACHE_HOME", ".cache")
 
 
 class Settings(BaseSettings):
@@ -104,9 +142,10 @@ class Settings(BaseSettings):
     decision_candidates: int = Field(default=5, ge=1, le=50)
     decision_max_distance: float = Field(default=0.7, gt=0, le=2)
 
-    # Local state and build cache
-    stack_dir: Path = PROJECT_ROOT / ".stack"
-    cache_dir: Path = PROJECT_ROOT / ".cache"
+    # Local state and build cache: the checkout's .stack/ and .cache/ when running from
+    # one, else per-user dirs (default_stack_dir, default_cache_dir)
+    stack_dir: Path = Field(default_factory=lambda: default_stack_dir(os.environ, SOURCE_CHECKOUT))
+    cache_dir: Path = Field(default_factory=lambda: default_cache_dir(os.environ, SOURCE_CHECKOUT))
     kafka_heap: str = "1g"
     worker_id: str = "agentmem-worker"
 

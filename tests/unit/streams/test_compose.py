@@ -1,0 +1,94 @@
+"""docker-compose.yml runs intelligent mode out of the box: the worker's LLM is a service
+of the same file, every service says when it is healthy, and nothing starts before what
+it needs is. (More compose checks: test_stack_config.py.)"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+# ${VAR:-default}: compose's variable with a default
+_DEFAULTED = re.compile(r"^\$\{(?P<var>[A-Z0-9_]+):-(?P<default>[^}]*)\}$")
+
+
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def _services() -> dict[str, dict[str, Any]]:
+    services: dict[str, dict[str, Any]] = _compose()["services"]
+    return services
+
+
+def _worker_llm_url() -> tuple[str, str]:
+    """The variable that overrides the worker's LLM URL, and the URL it defaults to."""
+    raw = _services()["worker"]["environment"]["AGENTMEM_LLM_BASE_URL"]
+    found = _DEFAULTED.match(raw)
+    assert found, f"the worker's LLM URL should be ${{VAR:-default}}, got {raw!r}"
+    return found["var"], found["default"]
+
+
+def _option(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+def test_worker_llm_defaults_to_the_fake_llm_service_of_this_file() -> None:
+    _, default = _worker_llm_url()
+    url = urlsplit(default)
+    services = _services()
+    assert url.hostname in services, f"{url.hostname} is not a compose service"
+    llm = services[url.hostname]
+    argv = [*llm.get("entrypoint", []), *llm["command"]]
+    assert argv[:2] == ["loadgen", "fake-llm"], argv
+    assert _option(argv, "--host") == "0.0.0.0"  # noqa: S104 (inside its container)
+    assert int(_option(argv, "--port")) == url.port
+    assert llm["build"] == services["worker"]["build"], "the same image as the worker"
+    assert url.path == "/v1"
+
+
+def test_the_external_llm_override_is_documented() -> None:
+    variable, _ = _worker_llm_url()
+    assert variable == "AGENTMEM_LLM_BASE_URL"
+    docker_section = (ROOT / "README.md").read_text().split("## With Docker", 1)[1]
+    docker_section = docker_section.split("\n## ", 1)[0]
+    assert "AGENTMEM_LLM_BASE_URL=" in docker_section
+    # an endpoint on the Docker host is reachable by name from the worker's container
+    assert "host.docker.internal" in docker_section
+    assert "host.docker.internal:host-gateway" in _services()["worker"]["extra_hosts"]
+
+
+@pytest.mark.parametrize("name", sorted(_services()))
+def test_every_service_has_a_healthcheck(name: str) -> None:
+    check = _services()[name].get("healthcheck")
+    assert check, f"{name} has no healthcheck"
+    assert check["test"][0] in ("CMD", "CMD-SHELL") and len(check["test"]) > 1
+    assert check.get("interval") and check.get("retries")
+
+
+def test_depends_on_names_services_and_waits_for_their_health() -> None:
+    services = _services()
+    for name, service in services.items():
+        depends = service.get("depends_on", {})
+        assert isinstance(depends, dict), f"{name}: depends_on needs conditions (a mapping)"
+        for dependency, spec in depends.items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            assert spec == {"condition": "service_healthy"}, (name, dependency, spec)
+
+
+def test_worker_waits_for_kafka_weaviate_and_its_llm() -> None:
+    assert set(_services()["worker"]["depends_on"]) == {"kafka", "weaviate", "llm"}
+
+
+def test_no_default_points_at_the_docker_host() -> None:
+    """host.docker.internal is only for overrides: a default must be a service of the file."""
+    for name, service in _services().items():
+        for key, value in (service.get("environment") or {}).items():
+            if isinstance(value, str) and (found := _DEFAULTED.match(value)):
+                assert "host.docker.internal" not in found["default"], (name, key)
