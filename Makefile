@@ -80,8 +80,8 @@ bench: setup ## benchmarks against the local stack (ratios to same-run baselines
 	$(BIN)/agentmem stack up
 	$(BIN)/loadgen bench
 
-dashboards: setup ## regenerate the Grafana dashboards from dashboards/generate.py
-	$(BIN)/python dashboards/generate.py
+dashboards: setup ## regenerate the Grafana dashboards from dashboards/panels.py
+	$(BIN)/python -m dashboards.generate
 
 clean-state: down ## stop the stack and delete its data (.stack/, or AGENTMEM_STACK_DIR)
 	@dir=$$($(BIN)/python -c 'from streams.settings import Settings; print(Settings().stack_dir)') && \

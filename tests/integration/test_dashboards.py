@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
-import sys
 import threading
 import time
 import uuid
@@ -28,10 +26,11 @@ from typing import Any
 import httpx
 import pytest
 
+from dashboards import generate as dashboard_generator
 from loadgen.fake_llm.process import FakeLlmProcess
 from processors.core.events import new_event
 from streams.client.topics import Topics
-from streams.settings import PROJECT_ROOT, Settings
+from streams.settings import Settings
 from streams.stack import scrape_targets
 from streams.stack.launcher import free_port
 from tests.integration.harness import (
@@ -53,18 +52,6 @@ SUBJECTS = [
     "Keeps bees in the back garden",
     "Learns Portuguese before a move to Porto",
 ]
-
-
-def _generator() -> ModuleType:
-    name = "agentmem_dashboards_generate"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "dashboards/generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
 
 
 class TcpProxy:
@@ -333,7 +320,7 @@ async def test_every_panel_shows_data_for_a_real_worker_and_api(
     await _weaviate_outage(observed)
     await asyncio.to_thread(_call_the_api, observed.api_url)
 
-    generator = _generator()
+    generator = dashboard_generator
     queries = _panel_queries(generator, observed.jobs)
     assert len(queries) >= 20
     # Scrapes every 5 s and rules every 5 s; rates need two scrapes, enrichment takes

@@ -8,21 +8,18 @@ tests pass; Grafana's provisioning matches docker-compose.
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from dashboards import generate as dashboard_generator
 from processors.metrics import build_metrics
 from streams.settings import PROJECT_ROOT, Settings
 from streams.stack.components import Prometheus
@@ -32,18 +29,6 @@ GRAFANA_DIR = PROJECT_ROOT / "dashboards" / "grafana"
 RECORDED = re.compile(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b")
 METRIC = re.compile(r"\bagentmem_[a-z0-9_]+")
 SAMPLE_SUFFIX = re.compile(r"_(total|bucket|sum|count)$")
-
-
-@functools.cache
-def _generator() -> ModuleType:
-    """dashboards/generate.py (a script, not a package), imported once."""
-    name = "agentmem_dashboards_generate"
-    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "dashboards/generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -69,7 +54,7 @@ def _unknown_names(expr: str, known: set[str], recorded: set[str]) -> list[str]:
 
 
 def _queries() -> Iterator[tuple[str, str, str]]:
-    generator = _generator()
+    generator = dashboard_generator
     for name, build in generator.DASHBOARDS.items():
         for where, expr in generator.panel_queries(build()):
             yield name, where, expr
@@ -89,7 +74,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_committed_dashboards_equal_the_generated_ones() -> None:
-    generator = _generator()
+    generator = dashboard_generator
     rendered = generator.render()
     assert rendered
     for name, text in rendered.items():
@@ -143,7 +128,7 @@ def test_rules_only_use_metrics_the_factory_builds() -> None:
 
 
 def test_every_variable_a_panel_uses_is_defined() -> None:
-    generator = _generator()
+    generator = dashboard_generator
     for name, build in generator.DASHBOARDS.items():
         dashboard = build()
         defined = {v["name"] for v in dashboard["templating"]["list"]}
@@ -155,7 +140,7 @@ def test_every_variable_a_panel_uses_is_defined() -> None:
 
 
 def test_panels_have_unique_ids_and_do_not_overlap() -> None:
-    generator = _generator()
+    generator = dashboard_generator
     for name, build in generator.DASHBOARDS.items():
         panels = build()["panels"]
         assert len({p["id"] for p in panels}) == len(panels), name
@@ -220,7 +205,7 @@ def _mounts(service: str) -> dict[str, str]:
 
 
 def test_grafana_provisioning_matches_compose_and_the_dashboards() -> None:
-    generator = _generator()
+    generator = dashboard_generator
     mounts = _mounts("grafana")
     providers = yaml.safe_load((GRAFANA_DIR / "provisioning/dashboards/agentmem.yml").read_text())
     for provider in providers["providers"]:
