@@ -1,7 +1,8 @@
 """Our topics, their configs, and creating them when missing.
 
-:class:`Topics` and :func:`topic_specs` are pure; :func:`ensure_topics` and
-:func:`partitions_of` talk to Kafka (an admin client from :mod:`streams.clients`).
+:class:`Topics`, :func:`topic_specs` and :func:`topic_problems` are pure;
+:func:`ensure_topics`, :func:`check_topics` and :func:`partitions_of` talk to Kafka (an
+admin client from :mod:`streams.clients`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from aiokafka.admin import NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams import clients
 from streams.settings import Settings
@@ -98,6 +100,96 @@ async def ensure_topics(settings: Settings) -> list[str]:
         return [s.name for s in missing]
     finally:
         await admin.close()
+
+
+@dataclass(frozen=True)
+class ExistingTopic:
+    """What the broker says of a topic: its partition count and its configs."""
+
+    partitions: int
+    config: dict[str, str]
+
+
+class TopicsMisconfigured(RuntimeError):
+    """Existing topics that would make the pipeline wrong; the message names each
+    topic, what is wrong and how to fix it."""
+
+
+# Configs whose value must be what we create the topic with: the events log is kept
+# forever (replay rebuilds the read side), history is compacted (one record per change).
+_MUST_MATCH = ("cleanup.policy",)
+_MUST_MATCH_EVENTS = ("cleanup.policy", "retention.ms", "retention.bytes")
+
+
+def topic_problems(settings: Settings, existing: dict[str, ExistingTopic]) -> list[str]:
+    """What is wrong with the topics that exist already, one line each. Pure.
+
+    ``memory.events`` must have ``AGENTMEM_EVENTS_PARTITIONS`` partitions and keep every
+    record; ``memory.enrich`` must have as many partitions as ``memory.events`` (the
+    index and enrich agents of one memory are co-partitioned); every topic's cleanup
+    policy must be ours. Other partition counts and configs are the operator's choice."""
+    t = Topics.from_settings(settings)
+    events = existing.get(t.events)
+    problems: list[str] = []
+    for spec in topic_specs(settings):
+        found = existing.get(spec.name)
+        if found is None:
+            continue
+        wanted = spec.partitions
+        if spec.name == t.enrich and events is not None:
+            wanted = events.partitions  # co-partitioned with the events as they are
+        if spec.name in (t.events, t.enrich) and found.partitions != wanted:
+            problems.append(
+                f"topic {spec.name} has {found.partitions} partition(s), {wanted} expected "
+                f"(AGENTMEM_EVENTS_PARTITIONS={settings.events_partitions}); it was probably "
+                "created by a producer that ran before the first worker. Fix: if it holds "
+                "nothing to keep, delete it (kafka-topics.sh --delete --topic "
+                f"{spec.name}) and start the worker again; otherwise set "
+                f"AGENTMEM_EVENTS_PARTITIONS={found.partitions}"
+            )
+        keys = _MUST_MATCH_EVENTS if spec.name == t.events else _MUST_MATCH
+        problems.extend(_config_problems(spec, found, keys))
+    return problems
+
+
+def _config_problems(spec: TopicSpec, found: ExistingTopic, keys: tuple[str, ...]) -> list[str]:
+    return [
+        f"topic {spec.name} has {key}={found.config.get(key)}, {spec.config[key]} expected. "
+        f"Fix: kafka-configs.sh --alter --entity-type topics --entity-name {spec.name} "
+        f"--add-config {key}={spec.config[key]}"
+        for key in keys
+        if key in spec.config and found.config.get(key) != spec.config[key]
+    ]
+
+
+async def describe_existing(settings: Settings, names: list[str]) -> dict[str, ExistingTopic]:
+    """Partition counts and configs of those of ``names`` that exist."""
+    admin = clients.kafka_admin(settings)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+        counts = {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
+        if not counts:
+            return {}
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in counts]
+        )
+    finally:
+        await admin.close()
+    configs: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for error_code, _message, _type, name, entries, *_ in response.resources:
+            if not error_code:
+                configs[name] = {entry[0]: entry[1] for entry in entries}
+    return {name: ExistingTopic(n, configs.get(name, {})) for name, n in counts.items()}
+
+
+async def check_topics(settings: Settings) -> None:
+    """Raise :class:`TopicsMisconfigured` when an existing topic is wrong for us."""
+    names = [spec.name for spec in topic_specs(settings)]
+    problems = topic_problems(settings, await describe_existing(settings, names))
+    if problems:
+        raise TopicsMisconfigured("\n".join(problems))
 
 
 async def partitions_of(bootstrap: str, topic: str) -> list[int]:

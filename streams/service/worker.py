@@ -22,7 +22,7 @@ from processors.core.records import SourceRef
 from processors.metrics import Metrics, build_metrics
 from processors.stages.index import Incoming
 from streams import clients
-from streams.client.topics import ensure_topics
+from streams.client.topics import TopicsMisconfigured, check_topics, ensure_topics
 from streams.service.app import create_app, events_topic, raw_topic
 from streams.service.health_server import start_health_server
 from streams.service.lag import LagMonitor
@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 
 
 async def preflight(settings: Settings) -> None:
-    """Topics and the collection exist before the consumer subscribes."""
+    """Topics and the collection exist before the consumer subscribes, and the topics
+    that existed already are as we need them (else :class:`TopicsMisconfigured`)."""
+    await check_topics(settings)
     await ensure_topics(settings)
     client = clients.weaviate_async(settings)
     await client.connect()
@@ -160,7 +162,11 @@ def run_worker(settings: Settings) -> int:
     (settings.stack_dir / "worker").mkdir(parents=True, exist_ok=True)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(preflight(settings))
+    try:
+        loop.run_until_complete(preflight(settings))
+    except TopicsMisconfigured as exc:
+        log.error("the worker will not start; existing topics are wrong for it:\n%s", exc)
+        return 2
     disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
     registry = CollectorRegistry()
     health = Health(batch_stall_s=settings.liveness_batch_stall_s)

@@ -103,7 +103,9 @@ class Kafka(Component):
             "transaction.state.log.replication.factor": "1",
             "transaction.state.log.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "true",
+            # Topics are created by the worker with their partitions and configs; a
+            # producer that runs first must not create memory.events with one partition.
+            "auto.create.topics.enable": "false",
             "log.retention.hours": "-1",
             "log.segment.bytes": str(256 * 1024 * 1024),
             "log.cleaner.min.compaction.lag.ms": "0",

@@ -46,6 +46,13 @@ def private_settings(base: Settings, stack_dir: Path) -> Settings:
 
 
 async def _produce(settings: Settings, topic: str, value: bytes) -> None:
+    """Create the topic (our brokers do not create topics on first use), then write."""
+    admin = clients.kafka_admin(settings)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
     producer = clients.kafka_producer(settings)
     await producer.start()
     try:

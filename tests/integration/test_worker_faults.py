@@ -4,19 +4,25 @@ for a minute under load, and an agent that crashes (liveness)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka.admin import NewTopic
 
 from processors.core.events import MemoryEvent, new_event
+from streams import clients
 from streams.client.publisher import EventPublisher
+from streams.client.topics import Topics
 from streams.settings import Settings
 from tests.integration.harness import (
     PipelineTopics,
     WorkerProcess,
     isolated_settings,
+    settings_env,
     wait_for,
     weaviate_objects,
 )
@@ -131,3 +137,31 @@ async def test_a_crashed_agent_fails_liveness(stack: Settings, tmp_path: Path) -
         assert worker.metric("agentmem_worker_health", {"check": "live"}) == 0
     finally:
         worker.stop()
+
+
+async def test_a_wrong_events_topic_stops_the_worker_with_the_fix(
+    stack: Settings, tmp_path: Path
+) -> None:
+    """memory.events created with one partition before the first worker started (as a
+    producer on a broker that auto-creates topics would): the worker refuses to run and
+    says which topic and how to fix it."""
+    settings = isolated_settings(stack, tmp_path / "state", events_partitions=4)
+    events = Topics.from_settings(settings).events
+    admin = clients.kafka_admin(settings)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(events, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"topic {events} has 1 partition(s), 4 expected" in done.stderr
+    assert f"kafka-topics.sh --delete --topic {events}" in done.stderr

@@ -141,3 +141,12 @@ def test_compose_worker_healthcheck_is_liveness_not_metrics() -> None:
         part for part in _compose()["services"]["worker"]["healthcheck"]["test"] if "http" in part
     ]
     assert "/healthz" in command and "/metrics" not in command
+
+
+def test_brokers_do_not_create_topics_on_first_use(tmp_path: Path) -> None:
+    """A producer that runs before the first worker must fail, not create memory.events
+    with one partition (the worker creates every topic as it must be)."""
+    props = _props(Kafka(Settings(stack_dir=tmp_path)).server_properties())
+    assert props["auto.create.topics.enable"] == "false"
+    kafka_env = _compose()["services"]["kafka"]["environment"]
+    assert str(kafka_env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]).lower() == "false"
