@@ -10,6 +10,8 @@ import time
 import uuid
 from pathlib import Path
 
+from aiokafka.admin import NewTopic
+
 from streams import clients
 from streams.settings import Settings
 from streams.stack import process, supervisor
