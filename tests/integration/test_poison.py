@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from streams.client.topics import ensure_topics
 from streams.settings import Settings
 from tests.integration.harness import (
     PipelineTopics,
@@ -237,6 +238,9 @@ async def test_the_same_pills_inside_one_batch_of_256(
     poisoned: tuple[Settings, WorkerProcess],
 ) -> None:
     settings, worker = poisoned
+    # The topics exist before the producer runs (our brokers do not create topics on
+    # first use): created as the worker would create them.
+    await ensure_topics(settings)
     topics = PipelineTopics.open(settings)
     try:
         async with RawPublisher(settings) as publisher:
