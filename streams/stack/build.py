@@ -23,7 +23,7 @@ from streams.stack.modelpack import ensure_pack
 log = logging.getLogger(__name__)
 
 KAFKA_VERSION = "3.9.1"
-WEAVIATE_VERSION = "v1.35.2"
+WEAVIATE_VERSION = "v1.39.0"
 WEAVIATE_MODULE = "github.com/weaviate/weaviate/cmd/weaviate-server"
 
 

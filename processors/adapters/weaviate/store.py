@@ -85,7 +85,7 @@ def tenant_batch_errors(
     """The errors of one tenant's batch, as far as they can be trusted. Pure.
 
     A shard-level refusal (a read-only shard, a tenant being activated) stops the
-    tenant's batch at its first object: Weaviate 1.35 reports that object as failed and
+    tenant's batch at its first object: Weaviate (1.35, 1.39) reports that object as failed and
     the others as written, although they were not. So one transient refusal fails every
     object of the batch (writing an object that was written is harmless: same uuid)."""
     shard_level = next((e for e in reported.values() if e.transient), None)

@@ -34,7 +34,7 @@ def test_refusals_are_judged_by_what_they_say(message: str, transient: bool) -> 
 
 
 def test_a_shard_level_refusal_fails_every_object_of_the_tenant_batch() -> None:
-    """Weaviate 1.35 reports only the first object of a batch into a read-only shard as
+    """Weaviate (1.35.2, 1.39.0) reports only the first object of a batch into a read-only shard as
     failed; the others come back as written but were not (seen against the real
     server: tests/integration/test_worker_faults.py)."""
     read_only = refused("store is read-only due to: manually set by user")
