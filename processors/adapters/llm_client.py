@@ -3,7 +3,7 @@
 Retries are the caller's (processors.stages.enrich_processor): this makes one request
 and says how it ended, so that every attempt is counted and the breaker sees it. An
 adapter (network I/O): implements :class:`processors.ports.Completer`; the error it
-raises, :class:`processors.core.errors.LlmError`, is re-exported here.
+raises is :class:`processors.core.errors.LlmError`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from processors.core.circuit import CircuitBreaker, CircuitState
 from processors.core.errors import LlmError
 from processors.metrics import Metrics
 
-__all__ = ["ENDPOINT_FAILURES", "LlmEndpoint", "LlmError", "classify", "openai_client"]
+__all__ = ["ENDPOINT_FAILURES", "LlmEndpoint", "classify", "openai_client"]
 
 
 def classify(exc: Exception) -> LlmError:

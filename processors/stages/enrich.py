@@ -54,8 +54,7 @@ from processors.ports import (
 from processors.stages.batch_guard import BatchReport, error_detail
 from processors.stages.skeleton import DeadLetter, StageSkeleton
 
-# EnrichStore and ItemProcessor are re-exported for callers that import them from here.
-__all__ = ["EnrichConfig", "EnrichStage", "EnrichStore", "ItemProcessor", "gather_bounded"]
+__all__ = ["EnrichConfig", "EnrichStage", "gather_bounded"]
 
 log = logging.getLogger(__name__)
 

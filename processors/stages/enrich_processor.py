@@ -33,16 +33,7 @@ from processors.core.retry import Backoff
 from processors.metrics import Metrics
 from processors.ports import Cache, Completer, Sleep
 
-# Failure, Result, Cache and Completer are re-exported for callers that import them here.
-__all__ = [
-    "Cache",
-    "Completer",
-    "Failure",
-    "Processor",
-    "ProcessorConfig",
-    "Result",
-    "balanced_chunks",
-]
+__all__ = ["Processor", "ProcessorConfig", "balanced_chunks"]
 
 log = logging.getLogger(__name__)
 

@@ -43,21 +43,9 @@ from processors.ports import (
 from processors.stages.batch_guard import BatchReport
 from processors.stages.index_writes import IndexWrites
 from processors.stages.object_writes import Failed, WritePolicy
-from processors.stages.skeleton import SMALL_DEAD_LETTER_BYTES, DeadLetter, StageSkeleton
+from processors.stages.skeleton import DeadLetter, StageSkeleton
 
-# Incoming, RecordSink, StateStore, BatchReport and SMALL_DEAD_LETTER_BYTES are
-# re-exported for callers that import them from here (their home: ports, skeleton).
-__all__ = [
-    "SMALL_DEAD_LETTER_BYTES",
-    "BatchReport",
-    "DeadLetter",
-    "Incoming",
-    "IndexConfig",
-    "IndexStage",
-    "RecordSink",
-    "StateStore",
-    "rejected_acks",
-]
+__all__ = ["IndexConfig", "IndexStage", "rejected_acks"]
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from processors.core.reasons import Reason
 from processors.core.retry import Backoff
 from processors.ports import Sleep, VectorStore
 
-__all__ = ["Failed", "ObjectWriter", "Retry", "VectorStore", "WritePolicy"]
+__all__ = ["Failed", "ObjectWriter", "Retry", "WritePolicy"]
 
 T = TypeVar("T")
 Retry = Callable[[str, Callable[[], Awaitable[T]]], Awaitable[T]]

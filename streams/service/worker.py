@@ -20,7 +20,7 @@ from processors.adapters.weaviate.store import WeaviateStore
 from processors.core.health import Health
 from processors.core.records import SourceRef
 from processors.metrics import Metrics, build_metrics
-from processors.stages.index import Incoming
+from processors.ports import Incoming
 from streams import clients
 from streams.client.topics import TopicsMisconfigured, check_topics, ensure_topics
 from streams.service.app import create_app, events_topic, raw_topic

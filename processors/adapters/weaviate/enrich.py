@@ -17,8 +17,7 @@ from processors.adapters.weaviate.store import WeaviateStore
 from processors.core.enrichment import Candidate
 from processors.core.objects import StoredMemory, UpsertItem
 
-# StoredMemory moved to processors.core.objects; re-exported for callers that import it here.
-__all__ = ["EnrichmentStore", "StoredMemory", "tenant_missing"]
+__all__ = ["EnrichmentStore", "tenant_missing"]
 
 
 def _int(value: Any) -> int:

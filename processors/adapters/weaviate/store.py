@@ -29,29 +29,17 @@ from weaviate.exceptions import (
     WeaviateInvalidInputError,
 )
 
-from processors.adapters.weaviate.schema import COLLECTION_PROPERTIES, ensure_collection
+from processors.adapters.weaviate.schema import ensure_collection
 from processors.core.errors import PermanentError, TransientError
 from processors.core.objects import (
     DeleteItem,
     ObjectError,
     UpsertItem,
-    metadata_terms,
-    object_properties,
-    object_uuid,
 )
 from processors.core.reasons import Reason
 
-# The object names below moved to processors.core.objects and the collection to
-# .schema; they are re-exported for callers that import them from here.
 __all__ = [
-    "COLLECTION_PROPERTIES",
-    "DeleteItem",
-    "ObjectError",
-    "UpsertItem",
     "WeaviateStore",
-    "metadata_terms",
-    "object_properties",
-    "object_uuid",
     "refused",
     "tenant_batch_errors",
     "transient_refusal",

@@ -9,15 +9,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from processors.core.errors import LlmError
-from processors.core.llm_prompts import Prompt, PromptKind, cache_key
+from processors.core.llm_prompts import Failure, Prompt, PromptKind, cache_key
 from processors.core.retry import Backoff
 from processors.metrics import build_metrics
-from processors.stages.enrich_processor import (
-    Failure,
-    Processor,
-    ProcessorConfig,
-    balanced_chunks,
-)
+from processors.stages.enrich_processor import Processor, ProcessorConfig, balanced_chunks
 from tests.fakes import DictCache, FakeCompleter, FakeSleep, Reply, Script, facts_reply
 
 MODEL = "test-model"

@@ -15,7 +15,9 @@ from processors.core.retry import Backoff
 from processors.core.state import memory_key
 from processors.core.validation import Limits
 from processors.metrics import build_metrics
-from processors.stages.index import BatchReport, Incoming, IndexConfig, IndexStage
+from processors.ports import Incoming
+from processors.stages.batch_guard import BatchReport
+from processors.stages.index import IndexConfig, IndexStage
 from processors.stages.object_writes import WritePolicy
 from tests.fakes import (
     PERMANENT_REFUSAL,

@@ -11,7 +11,8 @@ from processors.core.events import EventType
 from processors.core.records import OutRecord, SourceRef
 from processors.core.retry import Backoff
 from processors.core.state import MemoryState
-from processors.stages.index import BatchReport, Incoming
+from processors.ports import Incoming
+from processors.stages.batch_guard import BatchReport
 from processors.stages.object_writes import WritePolicy
 from tests.fakes import DictState, FakeSink, FakeVectorStore
 from tests.unit.processors.test_index_stage import (

@@ -11,14 +11,9 @@ import openai
 import pytest
 from prometheus_client import CollectorRegistry
 
-from processors.adapters.llm_client import (
-    ENDPOINT_FAILURES,
-    LlmEndpoint,
-    LlmError,
-    classify,
-    openai_client,
-)
+from processors.adapters.llm_client import ENDPOINT_FAILURES, LlmEndpoint, classify, openai_client
 from processors.core.circuit import CircuitBreaker, CircuitState
+from processors.core.errors import LlmError
 from processors.metrics import build_metrics
 from tests.fakes import FakeClock
 

@@ -9,13 +9,13 @@ import pytest
 from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateQueryError
 
 from processors.adapters.weaviate.store import (
-    ObjectError,
     refused,
     tenant_batch_errors,
     transient_refusal,
     whole_call_error,
 )
 from processors.core.errors import PermanentError, TransientError, is_retriable
+from processors.core.objects import ObjectError
 
 
 @pytest.mark.parametrize(
