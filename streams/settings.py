@@ -36,6 +36,28 @@ def source_checkout(root: Path = PROJECT_ROOT) -> Path | None:
 SOURCE_CHECKOUT = source_checkout()
 
 
+# The default replication factor is the broker count up to this (and from this many
+# replicas on, min.insync.replicas is a majority of them).
+MAX_DEFAULT_REPLICATION = 3
+
+# Each local broker takes two ports: its own and its controller listener's.
+KAFKA_PORTS_PER_BROKER = 2
+
+
+def expand_bootstrap(servers: str, brokers: int) -> str:
+    """``servers`` as given, or, when it names one server and there are several brokers,
+    that server and the next ``brokers - 1`` on the same host, ``KAFKA_PORTS_PER_BROKER``
+    ports apart. Pure."""
+    listed = [s.strip() for s in servers.split(",") if s.strip()]
+    if brokers <= 1 or len(listed) != 1 or ":" not in listed[0]:
+        return servers
+    host, port = listed[0].rsplit(":", 1)
+    if not port.isdigit():
+        return servers
+    first = int(port)
+    return ",".join(f"{host}:{first + KAFKA_PORTS_PER_BROKER * i}" for i in range(brokers))
+
+
 def _xdg_dir(env: Mapping[str, str], variable: str, fallback: str) -> Path:
     """``$variable/agentmem``, or ``~/<fallback>/agentmem`` when it is unset or relative
     (the XDG base directory rules)."""
@@ -67,11 +89,16 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AGENTMEM_", frozen=True, extra="ignore")
 
-    # Kafka
+    # Kafka. With kafka_brokers > 1 and one bootstrap server, the servers are that one and
+    # the next brokers two ports apart (port, port+2, ...: each broker's controller
+    # listener is the port after its own, streams/stack/components.py), so the list names
+    # every broker of the local stack's cluster.
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_brokers: int = Field(default=1, ge=1, le=9)
     topic_prefix: str = "agentmem."
     events_partitions: int = Field(default=8, ge=1, le=1024)
     history_partitions: int = Field(default=8, ge=1, le=1024)
+    # Default: the brokers, at most 3 (min.insync.replicas follows, see the property).
     replication_factor: int = Field(default=1, ge=1)
 
     # Weaviate
@@ -149,6 +176,38 @@ class Settings(BaseSettings):
     kafka_heap: str = "1g"
     worker_id: str = "agentmem-worker"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _kafka_cluster_defaults(cls, data: object) -> object:
+        """Fill in what follows from ``kafka_brokers`` unless it was given: every broker
+        in the bootstrap list, and the replication factor (the brokers, at most 3)."""
+        if not isinstance(data, dict):
+            return data
+        try:
+            brokers = int(data.get("kafka_brokers", 1))
+        except (TypeError, ValueError):
+            return data  # the field's own validation reports it
+        values = dict(data)
+        servers = str(values.get("kafka_bootstrap_servers", "127.0.0.1:9092"))
+        values["kafka_bootstrap_servers"] = expand_bootstrap(servers, brokers)
+        values.setdefault("replication_factor", min(brokers, MAX_DEFAULT_REPLICATION))
+        return values
+
+    @model_validator(mode="after")
+    def _kafka_cluster_consistent(self) -> Settings:
+        listed = len(self.kafka_servers)
+        if self.kafka_brokers > 1 and listed != self.kafka_brokers:
+            raise ValueError(
+                f"kafka_bootstrap_servers lists {listed} servers but kafka_brokers is "
+                f"{self.kafka_brokers}: list one (the others follow) or all of them"
+            )
+        if self.kafka_brokers > 1 and self.replication_factor > self.kafka_brokers:
+            raise ValueError(
+                f"replication_factor {self.replication_factor} exceeds the "
+                f"{self.kafka_brokers} brokers"
+            )
+        return self
+
     @field_validator("topic_prefix")
     @classmethod
     def _prefix_is_topic_safe(cls, value: str) -> str:
@@ -213,8 +272,20 @@ class Settings(BaseSettings):
     @property
     def kafka_port(self) -> int:
         """Port of the first bootstrap server (the local stack's broker port)."""
-        first = self.kafka_bootstrap_servers.split(",")[0]
-        return int(first.rsplit(":", 1)[1])
+        return int(self.kafka_servers[0].rsplit(":", 1)[1])
+
+    @property
+    def kafka_servers(self) -> list[str]:
+        """The bootstrap servers, one ``host:port`` each."""
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """``min.insync.replicas`` of our topics: a majority of the replicas from 3
+        replicas on (2 of 3: one broker may be down and every write is still on two),
+        else 1 (with 2 replicas, requiring both would stop writes when either is down)."""
+        rf = self.replication_factor
+        return rf // 2 + 1 if rf >= MAX_DEFAULT_REPLICATION else 1
 
     @property
     def weaviate_url(self) -> str:

@@ -77,6 +77,15 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
 
 
+def replica_configs(settings: Settings) -> dict[str, str]:
+    """What every topic we create gets for its replicas: ``min.insync.replicas`` once
+    the replication factor is 3 or more (2 of 3, so that with one broker down an
+    ``acks=all`` write still lands on two), else nothing (the broker's default, 1)."""
+    if settings.min_insync_replicas <= 1:
+        return {}
+    return {"min.insync.replicas": str(settings.min_insync_replicas)}
+
+
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create the missing topics with their configs; return the names created."""
     admin = clients.kafka_admin(settings)
@@ -91,7 +100,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
                         s.name,
                         num_partitions=s.partitions,
                         replication_factor=settings.replication_factor,
-                        topic_configs=s.config,
+                        topic_configs={**s.config, **replica_configs(settings)},
                     )
                     for s in missing
                 ]
