@@ -58,6 +58,10 @@ class Metrics:
     agent_crashes: Counter
     producer_recreated: Counter
     worker_health: Gauge
+    events_replayed: Counter
+    state_restore_seconds: Histogram
+    state_restored_records: Counter
+    partitions_owned: Gauge
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
@@ -216,6 +220,30 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
             "1 when the check passes: live (no crash, nothing stuck or wedged) and ready "
             "(no dependency waited on)",
             ["check"],
+            registry=registry,
+        ),
+        events_replayed=Counter(
+            "agentmem_events_replayed",
+            "Events skipped because their partition was applied past them already (a "
+            "replay of the log: offsets reset, a new consumer group)",
+            ["stage"],
+            registry=registry,
+        ),
+        state_restore_seconds=Histogram(
+            "agentmem_state_restore_seconds",
+            "Time to bring one partition's memory_state up to date from its changelog "
+            "when the worker takes the partition (0 records when the local copy is current)",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        state_restored_records=Counter(
+            "agentmem_state_restored_records",
+            "memory_state changelog records read while restoring partitions",
+            registry=registry,
+        ),
+        partitions_owned=Gauge(
+            "agentmem_partitions_owned",
+            "memory.events partitions assigned to this worker",
             registry=registry,
         ),
     )

@@ -13,7 +13,7 @@ keyword arguments of its constructor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -35,13 +35,13 @@ __all__ = [
     "RecordSink",
     "Sleep",
     "StateStore",
+    "StateWrite",
     "TextEmbedder",
     "VectorStore",
     "utc_now",
 ]
 
 H = TypeVar("H")
-H_contra = TypeVar("H_contra", contravariant=True)
 
 #: The wall clock (timezone-aware). ``Sleep`` (``async (seconds) -> None``) is defined
 #: next to the backoff it serves, in ``processors.core.retry``, and re-exported here.
@@ -63,12 +63,36 @@ class Incoming(Generic[H]):
     handle: H
 
 
-class StateStore(Protocol[H_contra]):
-    """Per-memory state; the handle is the incoming event the key arrived with."""
+@dataclass(frozen=True)
+class StateWrite:
+    """One memory's state after a batch, in the log partition its events come from."""
 
-    def get(self, handle: H_contra, key: str) -> MemoryState | None: ...
+    partition: int
+    key: str
+    state: MemoryState
 
-    def put(self, handle: H_contra, key: str, state: MemoryState) -> None: ...
+
+class StateStore(Protocol):
+    """Per-memory state of the log partitions this worker owns, and how far each
+    partition has been applied.
+
+    ``ready`` is awaited for a batch's partitions before anything is read: the store
+    then holds each partition's complete, current state (restored if it was not
+    already). ``commit`` makes a batch's states and applied positions durable, so that
+    whoever owns the partition next decides with them; reads see only committed state.
+    """
+
+    async def ready(self, partitions: Collection[int]) -> None: ...
+
+    def applied_through(self, partition: int) -> int:
+        """The highest log offset of ``partition`` whose batch was committed (-1: none)."""
+        ...
+
+    def get(self, partition: int, key: str) -> MemoryState | None: ...
+
+    async def commit(self, writes: Sequence[StateWrite], applied: Mapping[int, int]) -> None:
+        """``writes``, and each partition's applied offset raised to ``applied[p]``."""
+        ...
 
 
 class RecordSink(Protocol):

@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from processors.core.enrichment import Candidate
@@ -28,6 +28,7 @@ from processors.core.objects import (
 )
 from processors.core.records import OutRecord
 from processors.core.state import MemoryState
+from processors.ports import StateWrite
 
 DEFAULT_TENANT = "acme"
 
@@ -61,18 +62,31 @@ class FakeSleep:
 
 
 class DictState:
-    """A ``StateStore`` in a dict; ``puts`` lists the keys written, in order."""
+    """A ``StateStore`` in a dict; ``puts`` lists the keys committed, in order,
+    ``applied`` each partition's applied offset, ``readied`` the partitions of each
+    ``ready`` call."""
 
     def __init__(self) -> None:
         self.data: dict[str, MemoryState] = {}
         self.puts: list[str] = []
+        self.applied: dict[int, int] = {}
+        self.readied: list[set[int]] = []
 
-    def get(self, handle: object, key: str) -> MemoryState | None:
+    async def ready(self, partitions: Collection[int]) -> None:
+        self.readied.append(set(partitions))
+
+    def applied_through(self, partition: int) -> int:
+        return self.applied.get(partition, -1)
+
+    def get(self, partition: int, key: str) -> MemoryState | None:
         return self.data.get(key)
 
-    def put(self, handle: object, key: str, state: MemoryState) -> None:
-        self.puts.append(key)
-        self.data[key] = state
+    async def commit(self, writes: Sequence[StateWrite], applied: Mapping[int, int]) -> None:
+        for write in writes:
+            self.puts.append(write.key)
+            self.data[write.key] = write.state
+        for partition, offset in applied.items():
+            self.applied[partition] = max(offset, self.applied_through(partition))
 
 
 class BrokenState(DictState):
@@ -82,7 +96,7 @@ class BrokenState(DictState):
         super().__init__()
         self.gets = 0
 
-    def get(self, handle: object, key: str) -> MemoryState | None:
+    def get(self, partition: int, key: str) -> MemoryState | None:
         self.gets += 1
         raise RuntimeError("state table bug")
 

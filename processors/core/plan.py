@@ -102,15 +102,34 @@ def _remembered(event: MemoryEvent, before: MemoryState | None) -> MemoryState:
 
 
 def decide(
-    index: int, event: MemoryEvent, before: MemoryState | None, now: datetime
+    index: int,
+    event: MemoryEvent,
+    before: MemoryState | None,
+    now: datetime,
+    position: int | None = None,
 ) -> Applied | NoOp | Refused:
     """The rule for one event against the memory's state before it.
 
+    ``position`` is the event's offset in its log partition (None: unknown): an event
+    at or before the memory's last judged position is a duplicate (a replay), like one
+    whose id the memory remembers; every other outcome records it (see ``_at``).
     A state at version 0 is a placeholder that only remembers event ids (of no-ops
     and refusals on a memory that never existed): it counts as no memory at all."""
     key = memory_key(event.tenant, event.resolved_memory_id)
-    if before is not None and before.seen(event.event_id):
+    if before is not None and before.seen(event.event_id, position):
         return NoOp(index, event, key, "duplicate_event", before)
+    outcome = _judge(index, event, key, before, now)
+    floor = before.position if before is not None else -1
+    at = floor if position is None else max(floor, position)
+    if outcome.after.position == at:
+        return outcome
+    return replace(outcome, after=replace(outcome.after, position=at))
+
+
+def _judge(
+    index: int, event: MemoryEvent, key: str, before: MemoryState | None, now: datetime
+) -> Applied | NoOp | Refused:
+    """:func:`decide` for an event not seen before."""
     known = before is not None and before.version > 0
     live = known and before is not None and before.live
     if event.type in (EventType.ADD, EventType.UPDATE):
@@ -152,14 +171,16 @@ def plan_batch(
     events: Sequence[tuple[int, MemoryEvent]],
     lookup: Callable[[str], MemoryState | None],
     now: datetime,
+    position: Callable[[int], int | None] = lambda index: None,
 ) -> BatchPlan:
-    """Apply the rules to each event in order, each seeing the ones before it."""
+    """Apply the rules to each event in order, each seeing the ones before it.
+    ``position(index)`` is the log offset of the batch's event ``index``, if known."""
     plan = BatchPlan()
     overlay: dict[str, MemoryState] = {}
     for index, event in events:
         key = memory_key(event.tenant, event.resolved_memory_id)
         before = overlay[key] if key in overlay else lookup(key)
-        outcome = decide(index, event, before, now)
+        outcome = decide(index, event, before, now, position(index))
         if isinstance(outcome, Applied):
             plan.applied.append(outcome)
         elif isinstance(outcome, NoOp):

@@ -32,13 +32,19 @@ class MemoryState:
     run_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     event_ids: tuple[str, ...] = ()
+    # The log position (offset in its memory.events partition) of the last event judged
+    # against this memory, whatever it did (applied, no-op, refused): an event at or
+    # before it was judged already, so a replay of the log changes nothing. -1: none.
+    position: int = -1
 
     @property
     def live(self) -> bool:
         return not self.deleted and not self.erased
 
-    def seen(self, event_id: str) -> bool:
-        return event_id in self.event_ids
+    def seen(self, event_id: str, position: int | None = None) -> bool:
+        """Whether the event was judged already: by its log position (a replay), or by
+        its id among the last :data:`EVENT_ID_WINDOW` (the same event published again)."""
+        return (position is not None and position <= self.position) or event_id in self.event_ids
 
     def remember(self, event_id: str) -> tuple[str, ...]:
         return (*self.event_ids, event_id)[-EVENT_ID_WINDOW:]

@@ -36,6 +36,7 @@ from processors.ports import (
     RecordSink,
     Sleep,
     StateStore,
+    StateWrite,
     TextEmbedder,
     VectorStore,
     utc_now,
@@ -77,6 +78,15 @@ def rejected_acks(dead: Sequence[DeadLetter], at: datetime) -> list[OutRecord]:
         for d in dead
         if d.event_id and d.tenant
     ]
+
+
+def last_offsets(batch: Sequence[Incoming[H]]) -> dict[int, int]:
+    """The highest offset of each partition in ``batch``. Pure."""
+    last: dict[int, int] = {}
+    for incoming in batch:
+        p, offset = incoming.source.partition, incoming.source.offset
+        last[p] = max(offset, last.get(p, -1))
+    return last
 
 
 def event_ack(
@@ -123,7 +133,7 @@ class IndexStage(StageSkeleton[H]):
     def __init__(
         self,
         config: IndexConfig,
-        state: StateStore[H],
+        state: StateStore,
         embedder: TextEmbedder,
         store: VectorStore,
         sink: RecordSink,
@@ -172,9 +182,36 @@ class IndexStage(StageSkeleton[H]):
     async def process(self, batch: Sequence[Incoming[H]]) -> BatchReport:
         if not batch:
             return BatchReport()
+        partitions = {incoming.source.partition for incoming in batch}
+        await self.retry("state_restore", lambda: self.state.ready(partitions))
+        # A replay (offsets reset, a new consumer group) re-delivers what the partition
+        # has applied already: skipped before any work, no acks sent again.
+        state = self.state
+        fresh = [i for i in batch if i.source.offset > state.applied_through(i.source.partition)]
+        skipped = len(batch) - len(fresh)
+        if skipped:
+            self.metrics.events_replayed.labels(self.stage).inc(skipped)
+        report, writes = await self._process_fresh(fresh) if fresh else (BatchReport(), [])
+        applied_offsets = last_offsets(batch)
+        await self.retry("state_commit", lambda: state.commit(writes, applied_offsets))
+        return report + BatchReport(received=skipped, noops=skipped)
+
+    async def _process_fresh(
+        self, batch: Sequence[Incoming[H]]
+    ) -> tuple[BatchReport, list[StateWrite]]:
+        """A batch of events not applied before: everything but the state commit, which
+        the caller makes with the states returned."""
         dead, valid = self._validate(batch)
-        handles = {memory_key(ev.tenant, ev.resolved_memory_id): batch[i].handle for i, ev in valid}
-        plan = plan_batch(valid, lambda key: self.state.get(handles[key], key), self.now())
+        partition_of = {
+            memory_key(ev.tenant, ev.resolved_memory_id): batch[i].source.partition
+            for i, ev in valid
+        }
+        plan = plan_batch(
+            valid,
+            lambda key: self.state.get(partition_of[key], key),
+            self.now(),
+            lambda index: batch[index].source.offset,
+        )
         for refused in plan.refused:
             ev = refused.event
             incoming = batch[refused.index]
@@ -199,12 +236,12 @@ class IndexStage(StageSkeleton[H]):
         started = time.perf_counter()
         await self._publish(batch, plan, failed, dead, searchable_at)
         self.metrics.stage_seconds.labels("history_append").observe(time.perf_counter() - started)
-        self._remember(batch, plan, failed)
         for change in applied:
             self.metrics.events_applied.labels(change.event.type.value).inc()
         for noop in noops:
             self.metrics.events_noop.labels(noop.event.type.value, noop.reason).inc()
-        return BatchReport(len(batch), len(applied), len(noops), len(dead))
+        report = BatchReport(len(batch), len(applied), len(noops), len(dead))
+        return report, self._state_writes(batch, plan, failed)
 
     async def _publish(
         self,
@@ -263,15 +300,17 @@ class IndexStage(StageSkeleton[H]):
                 )
         return dead, valid
 
-    def _remember(
+    def _state_writes(
         self, batch: Sequence[Incoming[H]], plan: BatchPlan, failed: dict[str, Failed]
-    ) -> None:
-        """State written last, once everything it vouches for is durable. No-ops and
-        refusals are remembered too (their event ids), so that a re-delivered one stays
-        a no-op whatever changed since."""
-        for key, (index, after) in plan.states.items():
-            if key not in failed:
-                self.state.put(batch[index].handle, key, after)
+    ) -> list[StateWrite]:
+        """The states the batch leaves, committed last, once everything they vouch for
+        is durable. No-ops and refusals are remembered too (their event ids and log
+        positions), so that a re-delivered one stays a no-op whatever changed since."""
+        return [
+            StateWrite(batch[index].source.partition, key, after)
+            for key, (index, after) in plan.states.items()
+            if key not in failed
+        ]
 
     def _observe_latency(
         self, batch: Sequence[Incoming[H]], applied: Sequence[Applied], at: datetime

@@ -95,12 +95,23 @@ def add(event_id: str, memory_id: str | None, content: str, **kw: Any) -> Memory
     return ev(EventType.ADD, event_id, memory_id, content=content, **kw)
 
 
-def batch(*values: MemoryEvent | bytes | None, partition: int = 0) -> list[Incoming[None]]:
+#: The next offset of each partition: batches of one test follow one another in the log,
+#: as they do in a real one (each test starts again at 0: conftest's ``fresh_log``).
+NEXT_OFFSET: dict[int, int] = {}
+
+
+def batch(
+    *values: MemoryEvent | bytes | None, partition: int = 0, start: int | None = None
+) -> list[Incoming[None]]:
+    """The events as one batch from ``partition``, at the offsets after the previous
+    batch's (or from ``start``: a re-delivery of offsets seen before)."""
     items: list[Incoming[None]] = []
-    for offset, value in enumerate(values):
+    first = NEXT_OFFSET.get(partition, 0) if start is None else start
+    for offset, value in enumerate(values, start=first):
         raw = value.to_json() if isinstance(value, MemoryEvent) else value
         source = SourceRef("t", partition, offset, 1704096000000 + offset)
         items.append(Incoming(TENANT.encode(), raw, source, None))
+    NEXT_OFFSET[partition] = max(NEXT_OFFSET.get(partition, 0), first + len(values))
     return items
 
 
@@ -338,9 +349,18 @@ async def test_replaying_a_batch_is_all_noops() -> None:
     assert len(h.store.upserted) == upserted_before
     assert len(h.store.delete_calls) == deletes_before
     assert h.embedder.calls == embedded_before
-    replay_acks = h.acks()[4:]
-    assert [a["outcome"] for a in replay_acks] == ["noop:duplicate_event"] * 4
-    assert all(a["version"] is None for a in replay_acks)
+    # the same offsets again (a replay of the log): skipped before any work, no acks
+    assert len(h.acks()) == 4
+    assert h.metric("agentmem_events_replayed_total", stage="index") == 4
+
+    # the same events published again (new offsets): recognised by their ids
+    resent = await h.stage.process(batch(*(i.value for i in items)))
+    assert resent == BatchReport(received=4, applied=0, noops=4, dead_lettered=0)
+    assert h.history() == history_before
+    assert len(h.store.upserted) == upserted_before
+    resent_acks = h.acks()[4:]
+    assert [a["outcome"] for a in resent_acks] == ["noop:duplicate_event"] * 4
+    assert all(a["version"] is None for a in resent_acks)
     assert h.metric("agentmem_events_noop_total", type="memory.add", reason="duplicate_event") == 2
 
 
@@ -429,3 +449,27 @@ async def test_deadletter_metric_counts_only_records_written() -> None:
         for stage, reason in (("validate", "invalid_json"), ("index", "internal_error"))
     )
     assert counted == written
+
+
+async def test_a_batch_readies_its_partitions_and_commits_how_far_it_applied_them() -> None:
+    h = Harness()
+    items = [*batch(add("e1", "m-1", "a"), b"not json", partition=3), *batch(partition=5)]
+    items += batch(add("e2", "m-2", "b"), partition=5)
+    await h.stage.process(items)
+    assert h.state.readied == [{3, 5}]
+    # the dead-lettered event counts as applied: a replay does not dead-letter it again
+    assert (h.state.applied_through(3), h.state.applied_through(5)) == (1, 0)
+    report = await h.stage.process(items)
+    assert report == BatchReport(received=3, noops=3)
+    assert len(h.dead()) == 1 and len(h.acks()) == 2  # sent once each
+
+
+async def test_a_batch_of_a_replay_and_new_events_applies_only_the_new() -> None:
+    h = Harness()
+    old = batch(add("e1", "m-1", "a"))
+    await h.stage.process(old)
+    new = batch(ev(EventType.UPDATE, "e2", content="b"))
+    report = await h.stage.process([*old, *new])
+    assert report == BatchReport(received=2, applied=1, noops=1)
+    assert h.metric("agentmem_events_replayed_total", stage="index") == 1
+    assert h.store.objects[uuid_of("m-1")].properties["content"] == "b"

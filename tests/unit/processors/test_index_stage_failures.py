@@ -34,10 +34,10 @@ class StateFailingFor(DictState):
         super().__init__()
         self.bad_key = bad_key
 
-    def get(self, handle: object, key: str) -> MemoryState | None:
+    def get(self, partition: int, key: str) -> MemoryState | None:
         if key == self.bad_key:
             raise RuntimeError(f"cannot read {key}")
-        return super().get(handle, key)
+        return super().get(partition, key)
 
 
 async def test_a_batch_that_fails_as_a_whole_loses_only_its_culprit() -> None:
@@ -115,7 +115,7 @@ async def test_a_redelivered_noop_never_reverts_a_newer_change() -> None:
         ev(EventType.UPDATE, "e3", content="b"),
     )
     await h.stage.process(first)
-    report = await h.stage.process([first[1]])  # e2 delivered again
+    report = await h.stage.process(batch(first[1].value))  # e2 published again
     assert report == BatchReport(received=1, noops=1)
     assert h.acks()[-1]["outcome"] == "noop:duplicate_event"
     assert h.state.data[key_of("m-1")].content == "b"

@@ -344,3 +344,53 @@ def test_empty_batch() -> None:
     plan = plan_batch([], DictLookup(), T0)
     assert plan.applied == [] and plan.noops == [] and plan.refused == []
     assert plan.final_changes() == []
+
+
+# -- log positions: a replay of the log changes nothing -----------------------------------
+
+
+def replay(events: Sequence[MemoryEvent], states: dict[str, MemoryState]) -> BatchPlan:
+    """``events`` planned at log offsets 0.. against ``states``, batch by batch of 7."""
+    lookup = DictLookup(states)
+    plan = BatchPlan()
+    for start in range(0, len(events), 7):
+        chunk = list(enumerate(events[start : start + 7], start=start))
+        part = plan_batch(chunk, lookup, T1, lambda index: index)
+        for key, (_, after) in part.states.items():
+            lookup.states[key] = after
+        plan.applied += part.applied
+        plan.noops += part.noops
+        plan.refused += part.refused
+    states.clear()
+    states.update(lookup.states)
+    return plan
+
+
+def test_every_outcome_records_its_log_position() -> None:
+    events = [add("e0"), update("e1", "likes tea"), update("e2", "x", memory_id="m-2")]
+    plan = plan_batch(list(enumerate(events)), DictLookup(), T0, lambda index: 100 + index)
+    assert plan.states[KEY][1].position == 101  # the no-op moved it
+    assert plan.states[memory_key("acme", "m-2")][1].position == 102  # a refusal too
+
+
+def test_a_replay_of_more_changes_than_the_id_window_changes_nothing() -> None:
+    """200 changes, then an erase: replayed from offset 0, every event is a duplicate
+    (their ids left the 64-id window long ago) and the memory stays erased."""
+    events = [add("e0", "v0"), *(update(f"e{i}", f"v{i}") for i in range(1, 200)), erase("x")]
+    states: dict[str, MemoryState] = {}
+    first = replay(events, states)
+    assert len(first.applied) == 201
+    erased = states[KEY]
+    assert erased.erased and erased.content is None and erased.position == 200
+
+    again = replay(events, states)
+    assert again.applied == [] and again.refused == []
+    assert {n.reason for n in again.noops} == {"duplicate_event"}
+    assert states[KEY] == erased
+
+
+def test_a_later_event_is_judged_even_if_its_position_is_unknown() -> None:
+    states = {KEY: MemoryState(3, "a", content_hash("a"), position=50)}
+    plan = plan_batch([(0, update("new", "b"))], DictLookup(states), T0)
+    assert [a.after.version for a in plan.applied] == [4]
+    assert plan.applied[0].after.position == 50  # unknown position: left as it was
