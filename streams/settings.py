@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     history_partitions: int = Field(default=8, ge=1, le=1024)
     # Default: the brokers, at most 3 (min.insync.replicas follows, see the property).
     replication_factor: int = Field(default=1, ge=1)
+    # How long the group waits for a silent worker (SIGKILL, a lost host) before its
+    # partitions move: a takeover is processing within this plus the state restore.
+    kafka_session_timeout_s: float = Field(default=10.0, ge=6, le=300)
 
     # Weaviate
     weaviate_host: str = "127.0.0.1"

@@ -64,7 +64,11 @@ class Producer(Protocol):
     async def stop(self) -> None: ...
 
     async def send(
-        self, topic: str, value: bytes | None = None, key: bytes | None = None
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
     ) -> asyncio.Future[Any]: ...
 
 
@@ -87,6 +91,18 @@ def _acked(future: asyncio.Future[Any] | None) -> bool:
         and not future.cancelled()
         and future.exception() is None
     )
+
+
+def _highest_offset(
+    highest: int | None, futures: Sequence[asyncio.Future[Any] | None]
+) -> int | None:
+    """``highest`` raised to the offsets of the acknowledged ``futures``."""
+    for future in futures:
+        if future is not None and _acked(future):
+            offset = getattr(future.result(), "offset", None)
+            if isinstance(offset, int) and (highest is None or offset > highest):
+                highest = offset
+    return highest
 
 
 def _raise_judged(exc: BaseException) -> NoReturn:
@@ -178,21 +194,27 @@ class ResilientProducer:
 
     # -- sending -------------------------------------------------------------------
 
-    async def send_all(self, topic: str, records: Sequence[Record]) -> None:
-        """Send every record to ``topic``; return once the broker acknowledged all."""
+    async def send_all(
+        self, topic: str, records: Sequence[Record], *, partition: int | None = None
+    ) -> int | None:
+        """Send every record to ``topic`` (to ``partition``, or where its key hashes);
+        return once the broker acknowledged all, with the highest offset it gave one
+        (None when there was nothing to send)."""
         if not records:
-            return
+            return None
         loop = asyncio.get_running_loop()
         deadline = (
             None if self.delivery_timeout_s is None else loop.time() + self.delivery_timeout_s
         )
         pending = list(records)
         replaced = 0
+        highest: int | None = None
         while True:
             producer = await self._current()
-            entries, error = await self._attempt(producer, topic, pending, deadline)
+            entries, error = await self._attempt(producer, topic, pending, deadline, partition)
+            highest = _highest_offset(highest, [f for _, f in entries])
             if error is None:
-                return
+                return highest
             if not kafka_fatal(error):
                 _raise_judged(error)
             if self._state == "stopped":
@@ -211,7 +233,7 @@ class ResilientProducer:
                 topic,
             )
             if not pending:
-                return
+                return _highest_offset(highest, [f for _, f in entries])
 
     async def _attempt(
         self,
@@ -219,6 +241,7 @@ class ResilientProducer:
         topic: str,
         records: Sequence[Record],
         deadline: float | None,
+        partition: int | None = None,
     ) -> tuple[list[tuple[Record, asyncio.Future[Any] | None]], BaseException | None]:
         """One pass over ``records`` with one producer: each record with its delivery
         future (None if it was never handed over), and the error that matters, if any."""
@@ -227,7 +250,7 @@ class ResilientProducer:
         try:
             async with asyncio.timeout_at(deadline):
                 for i, (key, value) in enumerate(records):
-                    future = await producer.send(topic, value, key=key)
+                    future = await producer.send(topic, value, key=key, partition=partition)
                     future.add_done_callback(_retrieve)
                     entries[i] = (entries[i][0], future)
         except TimeoutError:

@@ -28,7 +28,7 @@ class RecordProducer(Protocol):
 
     async def send_all(
         self, topic: str, records: Sequence[tuple[bytes | None, bytes | None]]
-    ) -> None: ...
+    ) -> int | None: ...
 
 
 class EventPublisher:

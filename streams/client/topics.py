@@ -36,6 +36,7 @@ class Topics:
     indexed: str
     enrich: str
     enriched: str
+    state: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -46,6 +47,7 @@ class Topics:
             indexed=settings.topic("memory.indexed"),
             enrich=settings.topic("memory.enrich"),
             enriched=settings.topic("memory.enriched"),
+            state=settings.topic("memory.state"),
         )
 
 
@@ -74,6 +76,18 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         # tenant's memories are decided in order), and how each enrichment ended.
         TopicSpec(t.enrich, n, {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}),
         TopicSpec(t.enriched, n, {"cleanup.policy": "delete", "retention.ms": str(DAY_MS)}),
+        # The worker's memory_state changelog: partition p holds the state of the
+        # memories of events partition p (the latest per memory, compacted), restored by
+        # whichever worker owns p next (streams/service/state.py).
+        TopicSpec(
+            t.state,
+            n,
+            {
+                "cleanup.policy": "compact",
+                "min.cleanable.dirty.ratio": "0.1",
+                "segment.ms": str(DAY_MS),
+            },
+        ),
     ]
 
 
@@ -134,8 +148,9 @@ def topic_problems(settings: Settings, existing: dict[str, ExistingTopic]) -> li
     """What is wrong with the topics that exist already, one line each. Pure.
 
     ``memory.events`` must have ``AGENTMEM_EVENTS_PARTITIONS`` partitions and keep every
-    record; ``memory.enrich`` must have as many partitions as ``memory.events`` (the
-    index and enrich agents of one memory are co-partitioned); every topic's cleanup
+    record; ``memory.enrich`` and ``memory.state`` must have as many partitions as
+    ``memory.events`` (the index and enrich agents of one memory are co-partitioned,
+    and state partition p belongs to events partition p); every topic's cleanup
     policy must be ours. Other partition counts and configs are the operator's choice."""
     t = Topics.from_settings(settings)
     events = existing.get(t.events)
@@ -145,9 +160,9 @@ def topic_problems(settings: Settings, existing: dict[str, ExistingTopic]) -> li
         if found is None:
             continue
         wanted = spec.partitions
-        if spec.name == t.enrich and events is not None:
+        if spec.name in (t.enrich, t.state) and events is not None:
             wanted = events.partitions  # co-partitioned with the events as they are
-        if spec.name in (t.events, t.enrich) and found.partitions != wanted:
+        if spec.name in (t.events, t.enrich, t.state) and found.partitions != wanted:
             problems.append(
                 f"topic {spec.name} has {found.partitions} partition(s), {wanted} expected "
                 f"(AGENTMEM_EVENTS_PARTITIONS={settings.events_partitions}); it was probably "

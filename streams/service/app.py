@@ -3,6 +3,7 @@ objects; nothing connects until the worker runs)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -15,12 +16,18 @@ def broker_url(settings: Settings) -> str:
     return "kafka://" + ";".join(s.strip() for s in settings.kafka_bootstrap_servers.split(","))
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings, datadir: Path) -> faust.App:
+    """The faust app; ``datadir`` is this worker process's own folder (its slot)."""
+    session_s = settings.kafka_session_timeout_s
     return faust.App(
         settings.worker_id,
         broker=broker_url(settings),
-        store="rocksdb://",
-        datadir=str(settings.stack_dir / "worker"),
+        store="memory://",
+        datadir=str(datadir),
+        # A silent member's partitions move after the session timeout; heartbeats at a
+        # third of it, as Kafka advises.
+        broker_session_timeout=session_s,
+        broker_heartbeat_interval=session_s / 3,
         topic_partitions=settings.events_partitions,
         topic_replication_factor=settings.replication_factor,
         producer_acks=-1,

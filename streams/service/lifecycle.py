@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import openai
@@ -31,7 +32,7 @@ from processors.stages.index import IndexConfig, IndexStage
 from processors.stages.object_writes import WritePolicy
 from streams import clients
 from streams.client.topics import Topics
-from streams.service.state import LocalCache, LocalStateStore
+from streams.service.state import LocalCache, PartitionedState
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -72,13 +73,24 @@ class Resources:
         settings: Settings,
         metrics: Metrics,
         embedder: Embedder,
-        table: LocalStateStore,
-        cache: LocalCache,
+        state_dir: Path,
         health: Health,
     ):
-        self.settings, self.metrics, self.embedder, self.table = settings, metrics, embedder, table
-        self.cache, self.health = cache, health
+        """``state_dir``: this worker process's own folder (its slot), for the local
+        copy of ``memory_state`` and for ``llm_cache``."""
+        self.settings, self.metrics, self.embedder = settings, metrics, embedder
+        self.health = health
         self.topics = Topics.from_settings(settings)
+        # The local copy is per changelog topic: a slot reused with other topics never
+        # mistakes another deployment's state for its own.
+        self.state = PartitionedState(
+            state_dir / self.topics.state / "memory_state",
+            self.topics.state,
+            self._started_producer,
+            lambda: clients.follower_consumer(settings, from_beginning=True),
+            metrics,
+        )
+        self.cache = LocalCache(state_dir / "llm_cache")
         self.write_lock = asyncio.Lock()
         self._init_lock = asyncio.Lock()
         self._stage: IndexStage[Any] | None = None
@@ -89,6 +101,11 @@ class Resources:
         self._breaker: CircuitBreaker | None = None
         self._closers: tuple[Callable[[], Awaitable[None]], ...] = ()
         self._closed = False
+
+    def _started_producer(self) -> ResilientProducer:
+        if self._producer is None:
+            raise RuntimeError("the worker's producer is not started yet")
+        return self._producer
 
     async def _clients(self) -> tuple[ResilientProducer, weaviate.WeaviateAsyncClient]:
         async with self._init_lock:
@@ -123,7 +140,7 @@ class Resources:
         )
         self._stage = IndexStage(
             config,
-            self.table,
+            self.state,
             self.embedder,
             WeaviateStore(client, s.weaviate_collection),
             KafkaRecordSink(producer),
@@ -138,7 +155,15 @@ class Resources:
         s = self.settings
         self._llm = openai_client(s.llm_base_url, s.llm_api_key.get_secret_value(), s.llm_timeout_s)
         self._breaker = circuit_breaker(s)
-        endpoint = LlmEndpoint(self._llm, s.llm_model, self._breaker, self.metrics, s.llm_base_url)
+        endpoint = LlmEndpoint(
+            self._llm,
+            s.llm_model,
+            self._breaker,
+            self.metrics,
+            s.llm_base_url,
+            mode=s.llm_structured_output,
+            max_tokens=s.llm_max_tokens,
+        )
         config = ProcessorConfig(
             batch_size=s.llm_batch_size, concurrency=s.llm_concurrency, attempts=s.llm_attempts
         )
@@ -204,5 +229,5 @@ class Resources:
             await self._client.close()
         if self._llm is not None:
             await self._llm.close()
-        self.table.close()
+        self.state.close()
         self.cache.close()

@@ -10,7 +10,13 @@ beside /metrics (health_server)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
+import socket
+from collections.abc import Set
+from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -21,13 +27,13 @@ from processors.core.health import Health
 from processors.core.records import SourceRef
 from processors.metrics import Metrics, build_metrics
 from processors.ports import Incoming
-from streams import clients
+from streams import clients, scrape_targets
 from streams.client.topics import TopicsMisconfigured, check_topics, ensure_topics
 from streams.service.app import create_app, events_topic, raw_topic
 from streams.service.health_server import start_health_server
 from streams.service.lag import LagMonitor
 from streams.service.lifecycle import Resources
-from streams.service.state import LocalCache, LocalStateStore
+from streams.service.slots import Slot, claim_slot
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,16 +61,34 @@ def to_incoming(event: Any) -> Incoming[Any]:
     return Incoming(msg.key, msg.value, source, event)
 
 
-def build_resources(settings: Settings, metrics: Metrics, health: Health) -> Resources:
-    """The shared resources, with the local state stores and the embedding model."""
-    return Resources(
-        settings,
-        metrics,
-        clients.embedder(settings),
-        LocalStateStore(settings.stack_dir / "worker" / "memory_state"),
-        LocalCache(settings.stack_dir / "worker" / "llm_cache"),
-        health,
-    )
+def build_resources(
+    settings: Settings, metrics: Metrics, health: Health, state_dir: Path
+) -> Resources:
+    """The shared resources, with the state stores in ``state_dir`` and the embedding model."""
+    return Resources(settings, metrics, clients.embedder(settings), state_dir, health)
+
+
+def attach_rebalance(app: faust.App, settings: Settings, resources: Resources) -> None:
+    """Follow the worker's share of memory.events: a partition that goes is restored
+    again before its next use here (another worker may change it meanwhile), and each
+    assignment is logged with who got it, so that a log shows each partition's owners."""
+    events = resources.topics.events
+    who = f"{socket.gethostname()}/{os.getpid()}"
+
+    def ours(tps: Set[Any]) -> list[int]:
+        return sorted(tp.partition for tp in tps if tp.topic == events)
+
+    async def revoked(sender: Any, revoked: Set[Any], **kwargs: Any) -> None:
+        resources.state.revoke(ours(revoked))
+
+    async def assigned(sender: Any, assigned: Set[Any], **kwargs: Any) -> None:
+        partitions = ours(assigned)
+        resources.state.assign(partitions)
+        log.warning("assignment: worker %s owns %s partitions %s", who, events, partitions)
+
+    # faust's signal types want a `signal` keyword our handlers take through **kwargs
+    app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
 
 
 def attach_agents(app: faust.App, settings: Settings, resources: Resources) -> None:
@@ -135,14 +159,16 @@ def attach_timers(app: faust.App, settings: Settings, resources: Resources) -> N
 
 
 def build_worker_app(
-    settings: Settings, registry: CollectorRegistry, health: Health
+    settings: Settings, registry: CollectorRegistry, health: Health, slot_dir: Path
 ) -> tuple[faust.App, Resources]:
     """The faust app with the index and enrich agents, the lag timer and the health
-    probes attached, and the resources they share (closed by :class:`AgentMemWorker`)."""
-    resources = build_resources(settings, build_metrics(registry), health)
-    app = create_app(settings)
+    probes attached, and the resources they share (closed by :class:`AgentMemWorker`);
+    ``slot_dir`` is this process's own state folder."""
+    resources = build_resources(settings, build_metrics(registry), health, slot_dir)
+    app = create_app(settings, slot_dir / "faust")
     attach_agents(app, settings, resources)
     attach_timers(app, settings, resources)
+    attach_rebalance(app, settings, resources)
     return app, resources
 
 
@@ -158,8 +184,32 @@ class AgentMemWorker(faust.Worker):  # faust is untyped
         await self._resources.close()
 
 
+def serve_health(
+    settings: Settings, slot: Slot, registry: CollectorRegistry, health: Health, metrics: Metrics
+) -> ThreadingHTTPServer:
+    """/metrics, /healthz and /readyz on the configured port, or on a free one when
+    another worker of this host holds it; a worker on another port writes a target
+    file for Prometheus' file_sd (named for its slot, so a restart replaces it)."""
+    host, port = settings.metrics_host, settings.worker_metrics_port
+    try:
+        server = start_health_server(host, port, registry, health, metrics)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        server = start_health_server(host, 0, registry, health, metrics)
+    bound = server.server_address[1]
+    if bound != port:
+        name = f"worker-{socket.gethostname()}-slot-{slot.index}"
+        target = f"{host}:{bound}"
+        scrape_targets.register(settings, name, [target], {"job": "agentmem-worker"})
+        log.warning("port %d is taken; serving metrics on %s (Prometheus file_sd)", port, target)
+    log.info("metrics, /healthz and /readyz on http://%s:%d", host, bound)
+    return server
+
+
 def run_worker(settings: Settings) -> int:
-    (settings.stack_dir / "worker").mkdir(parents=True, exist_ok=True)
+    slot = claim_slot(settings.stack_dir / "worker")
+    log.info("worker state folder %s", slot.path)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -170,15 +220,8 @@ def run_worker(settings: Settings) -> int:
     disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
     registry = CollectorRegistry()
     health = Health(batch_stall_s=settings.liveness_batch_stall_s)
-    app, resources = build_worker_app(settings, registry, health)
-    start_health_server(
-        settings.metrics_host, settings.worker_metrics_port, registry, health, resources.metrics
-    )
-    log.info(
-        "metrics, /healthz and /readyz on http://%s:%d",
-        settings.metrics_host,
-        settings.worker_metrics_port,
-    )
+    app, resources = build_worker_app(settings, registry, health, slot.path)
+    serve_health(settings, slot, registry, health, resources.metrics)
     worker = AgentMemWorker(app, resources, loop=loop, loglevel="WARNING", quiet=True)
     worker.execute_from_commandline()
     return 0

@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import yaml
 
+from streams.scrape_targets import targets_dir
 from streams.settings import Settings
 from streams.stack.build import Artifacts, kafka_libs_dir, weaviate_bin_path
 from streams.stack.launcher import http_ok, port_open
 from streams.stack.process import ProcessFiles
-from streams.stack.scrape_targets import targets_dir
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ class Prometheus(Component):
 
     @property
     def targets_dir(self) -> Path:
-        """Where tests and benchmarks drop target files (streams/stack/scrape_targets.py)."""
+        """Where tests and benchmarks drop target files (streams/scrape_targets.py)."""
         return targets_dir(self.settings)
 
     def local_config(self) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from loadgen.fake_llm.process import FakeLlmProcess
 from processors.core.events import new_event
 from streams.client.topics import Topics
 from streams.settings import Settings
-from streams.stack import scrape_targets
+from streams import scrape_targets
 from streams.stack.launcher import free_port
 from tests.integration.harness import (
     TopicReader,

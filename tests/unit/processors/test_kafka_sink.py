@@ -9,6 +9,7 @@ import copy
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -77,7 +78,11 @@ class FakeProducer:
             raise self.plan.stop_error
 
     async def send(
-        self, topic: str, value: bytes | None = None, key: bytes | None = None
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
     ) -> asyncio.Future[Any]:
         if not self.started:
             raise ke.ProducerClosed()
@@ -91,8 +96,9 @@ class FakeProducer:
             future.set_exception(copy.copy(self.plan.fail))
             return future
         self.sent += 1
-        self.broker.topics[topic].append((key, value))
-        future.set_result(("metadata", self.sent))
+        log = self.broker.topics[topic if partition is None else f"{topic}/{partition}"]
+        log.append((key, value))
+        future.set_result(SimpleNamespace(offset=len(log) - 1))
         return future
 
 
@@ -420,3 +426,24 @@ def test_kafka_error_classes(
 def test_core_knows_the_transient_kafka_errors_by_their_names() -> None:
     assert {c.__name__ for c in KAFKA_TRANSIENT} == KAFKA_TRANSIENT_NAMES
     assert all(is_retriable(c()) for c in KAFKA_TRANSIENT)
+
+
+async def test_send_all_to_a_partition_returns_the_highest_offset() -> None:
+    broker = FakeBroker()
+    producer = ResilientProducer(Factory(broker))
+    await producer.start()
+    assert await producer.send_all("t", records(3), partition=2) == 2
+    assert await producer.send_all("t", records(2), partition=2) == 4
+    assert await producer.send_all("t", []) is None
+    assert len(broker.topics["t/2"]) == 5 and "t" not in broker.topics
+    await producer.stop()
+
+
+async def test_the_highest_offset_counts_records_acknowledged_before_a_replacement() -> None:
+    broker = FakeBroker()
+    factory = Factory(broker, Plan(ok=2, fail=ke.OutOfOrderSequenceNumber()))
+    producer = ResilientProducer(factory)
+    await producer.start()
+    assert await producer.send_all("t", records(5), partition=0) == 4
+    assert len(factory.made) == 2
+    await producer.stop()

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from streams import scrape_targets
 from streams.settings import PROJECT_ROOT, Settings
-from streams.stack import scrape_targets
 from streams.stack.components import Kafka, Prometheus, Weaviate
 from streams.stack.modelpack import PACK_FILES, verify
 
