@@ -50,6 +50,8 @@ class Metrics:
     llm_seconds: Histogram
     llm_prompt_items: Histogram
     llm_cache: Counter
+    llm_answers: Counter
+    llm_answer_items: Counter
     llm_circuit_state: Gauge
     enrichments: Counter
     enrich_decisions: Counter
@@ -169,6 +171,20 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
         llm_cache=Counter(
             "agentmem_llm_cache",
             "llm_cache lookups by processor and result (hit, miss)",
+            ["kind", "result"],
+            registry=registry,
+        ),
+        llm_answers=Counter(
+            "agentmem_llm_answers",
+            "LLM answers (requests that came back) by processor and how they read: valid, "
+            "repaired (fenced, cut off, wrong types put right) or invalid (nothing usable)",
+            ["kind", "verdict"],
+            registry=registry,
+        ),
+        llm_answer_items=Counter(
+            "agentmem_llm_answer_items",
+            "Memories asked in LLM answers that came back, by result (valid, repaired, "
+            "missing: absent or unusable, asked again alone or failed)",
             ["kind", "result"],
             registry=registry,
         ),

@@ -1,4 +1,4 @@
-"""The one place that builds Kafka, Weaviate and embedding clients from :class:`Settings`.
+"""The one place that builds Kafka, Weaviate, embedding and LLM clients from :class:`Settings`.
 
 Not pure: every function returns a client of a real service (unstarted unless it says
 otherwise). The SDK, the HTTP API, the worker, requeue and the lag monitor get their
@@ -7,7 +7,7 @@ instead of calling these.
 
 Kafka builders take the settings or just the bootstrap servers
 (``settings.kafka_bootstrap_servers``), since topic followers are given only those.
-``weaviate`` and ``fastembed`` are imported on first use: code that needs only Kafka
+``weaviate``, ``fastembed`` and ``openai`` are imported on first use: code that needs only Kafka
 does not pay for them.
 """
 
@@ -24,9 +24,16 @@ from processors.adapters.kafka_sink import ResilientProducer, durable_producer
 from streams.settings import Settings
 
 if TYPE_CHECKING:
+    import openai
     import weaviate
 
     from processors.adapters.embedding import Embedder
+    from processors.adapters.llm_client import LlmEndpoint
+    from processors.core.circuit import CircuitBreaker
+    from processors.core.llm_prompts import PromptKind
+    from processors.metrics import Metrics
+    from processors.ports import Cache, Completer
+    from processors.stages.enrich_processor import Processor
 
 #: The version of the offline embedding model pack's directory layout; equal to
 #: ``streams.stack.modelpack.PACK_VERSION`` (a unit test holds them together).
@@ -127,3 +134,46 @@ def embedder(settings: Settings) -> Embedder:
     return Embedder(
         settings.embedding_model, model_pack_dir(settings.cache_dir), settings.embedding_threads
     )
+
+
+# -- LLM ------------------------------------------------------------------------------------
+
+
+def llm_endpoint(
+    settings: Settings, breaker: CircuitBreaker, metrics: Metrics
+) -> tuple[openai.AsyncOpenAI, LlmEndpoint]:
+    """The OpenAI-compatible client of the settings (close it when done) and the endpoint
+    over it: breaker, outcomes in metrics, structured-output mode, answer token bound."""
+    from processors.adapters.llm_client import LlmEndpoint, openai_client
+
+    s = settings
+    client = openai_client(s.llm_base_url, s.llm_api_key.get_secret_value(), s.llm_timeout_s)
+    endpoint = LlmEndpoint(
+        client,
+        s.llm_model,
+        breaker,
+        metrics,
+        s.llm_base_url,
+        mode=s.llm_structured_output,
+        max_tokens=s.llm_max_tokens,
+    )
+    return client, endpoint
+
+
+def llm_processors(
+    settings: Settings, completer: Completer, cache: Cache, metrics: Metrics
+) -> dict[PromptKind, Processor]:
+    """The enrichment's three processors (facts, importance, decision) on one endpoint."""
+    from processors.core.llm_prompts import PromptKind, load_prompt
+    from processors.stages.enrich_processor import Processor, ProcessorConfig
+
+    s = settings
+    config = ProcessorConfig(
+        batch_size=s.llm_batch_size, concurrency=s.llm_concurrency, attempts=s.llm_attempts
+    )
+    return {
+        kind: Processor(
+            load_prompt(kind, s.llm_prompt_version), completer, cache, s.llm_model, config, metrics
+        )
+        for kind in PromptKind
+    }

@@ -166,6 +166,17 @@ class Settings(BaseSettings):
     llm_circuit_min_calls: int = Field(default=10, ge=1)
     llm_circuit_failure_ratio: float = Field(default=0.8, gt=0, le=1)
     llm_circuit_cooldown_s: float = Field(default=10.0, gt=0)
+    # how the answer's JSON schema is asked for: "auto" starts with json_schema and steps
+    # down (json_object with the schema, then the schema in the prompt only) when the
+    # endpoint refuses it; or one of them, fixed
+    llm_structured_output: Literal["auto", "json_schema", "json_object", "none"] = "auto"
+    # tokens one answer may take: a small model can loop until its context is full
+    llm_max_tokens: int = Field(default=2048, ge=16, le=65_536)
+    # the local model server of `agentmem stack up --llm` (streams/stack/llm_server.py)
+    llm_local_size: Literal["0.5b", "1.5b"] = "0.5b"
+    llm_local_port: Port = 8701
+    llm_local_ctx: int = Field(default=8192, ge=512, le=32_768)
+    llm_local_threads: int | None = Field(default=None, ge=1)
     # the enrich agent's micro-batches, and the older memories a decision is shown
     enrich_max_batch: int = Field(default=512, ge=1, le=10_000)
     enrich_linger_ms: int = Field(default=500, ge=0, le=60_000)
@@ -252,6 +263,7 @@ class Settings(BaseSettings):
             self.weaviate_metrics_port,
             self.worker_metrics_port,
             self.api_port,
+            self.llm_local_port,
         ]
         if len(set(ports)) != len(ports):
             raise ValueError(f"ports must differ from one another, got {ports}")

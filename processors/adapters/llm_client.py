@@ -8,6 +8,8 @@ raises is :class:`processors.core.errors.LlmError`.
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from typing import Any
 
@@ -15,9 +17,31 @@ import openai
 
 from processors.core.circuit import CircuitBreaker, CircuitState
 from processors.core.errors import LlmError
+from processors.core.llm_prompts import OutputMode, request_for
 from processors.metrics import Metrics
 
-__all__ = ["ENDPOINT_FAILURES", "LlmEndpoint", "classify", "openai_client"]
+__all__ = ["ENDPOINT_FAILURES", "LlmEndpoint", "classify", "openai_client", "refused"]
+
+log = logging.getLogger(__name__)
+
+# A 500 whose message says the request itself is wrong (llama-cpp-python answers a
+# response_format it does not know with a 500): asking again cannot help.
+REFUSAL = re.compile(
+    r"invalid|not supported|unsupported|validation error|unrecognized|unknown|"
+    r"must be one of|extra inputs|not allowed|bad request|exceed",
+    re.IGNORECASE,
+)
+
+
+def refused(status: int, message: str) -> bool:
+    """Whether a status and its message say the endpoint refuses this request (as
+    opposed to failing): 4xx but 408 and 409, or a 500 that says it is invalid (429s
+    are rate limits, told apart by the client before this)."""
+    if status in (408, 409):
+        return False
+    if 400 <= status < 500:
+        return True
+    return status == 500 and REFUSAL.search(message) is not None
 
 
 def classify(exc: Exception) -> LlmError:
@@ -30,9 +54,9 @@ def classify(exc: Exception) -> LlmError:
     if isinstance(exc, openai.RateLimitError):
         return LlmError("rate_limited", detail, True)
     if isinstance(exc, openai.APIStatusError):
-        if exc.status_code >= 500 or exc.status_code in (408, 409):
-            return LlmError("server_error", detail, True)
-        return LlmError("rejected", detail, False)
+        if refused(exc.status_code, f"{exc.message} {exc.body}"):
+            return LlmError("rejected", detail, False)
+        return LlmError("server_error", detail, True)
     return LlmError("client_error", detail, False)
 
 
@@ -42,6 +66,11 @@ ENDPOINT_FAILURES = frozenset({"timeout", "connection_error", "rate_limited", "s
 
 
 class LlmEndpoint:
+    """``mode``: the structured-output mode to use, or "auto" to start with json_schema
+    and step down (:meth:`OutputMode.fallback`) each time the endpoint refuses a mode;
+    the mode that worked is kept for every later request. ``max_tokens`` bounds one
+    answer (a small model can loop until its context is full)."""
+
     def __init__(
         self,
         client: openai.AsyncOpenAI,
@@ -49,9 +78,14 @@ class LlmEndpoint:
         breaker: CircuitBreaker,
         metrics: Metrics,
         endpoint_label: str,
+        *,
+        mode: str = "auto",
+        max_tokens: int | None = None,
     ) -> None:
         self.client, self.model, self.breaker, self.metrics = client, model, breaker, metrics
-        self.label = endpoint_label
+        self.label, self.max_tokens = endpoint_label, max_tokens
+        self.auto = mode == "auto"
+        self.mode = OutputMode.JSON_SCHEMA if self.auto else OutputMode(mode)
         gauge = metrics.llm_circuit_state.labels(endpoint_label)
         gauge.set(int(breaker.state))
         previous = breaker.on_change
@@ -66,7 +100,29 @@ class LlmEndpoint:
     async def complete(
         self, kind: str, messages: list[dict[str, str]], response_format: dict[str, Any]
     ) -> str:
-        """The answer's text; raises LlmError (outcome circuit_open without a request)."""
+        """The answer's text; raises LlmError (outcome circuit_open without a request,
+        rejected once every mode was refused)."""
+        while True:
+            mode = self.mode
+            try:
+                return await self._once(kind, *request_for(mode, messages, response_format))
+            except LlmError as exc:
+                fallback = mode.fallback()
+                if not (self.auto and exc.outcome == "rejected" and fallback is not None):
+                    raise
+                if self.mode == mode:  # another request may have stepped down already
+                    log.warning(
+                        "%s refused structured output %s (%s); trying %s",
+                        self.label,
+                        mode.value,
+                        exc.detail[:200],
+                        fallback.value,
+                    )
+                    self.mode = fallback
+
+    async def _once(
+        self, kind: str, messages: list[dict[str, str]], response_format: dict[str, Any] | None
+    ) -> str:
         probe = self.breaker.state == CircuitState.HALF_OPEN
         if not self.breaker.allow():
             self.metrics.llm_requests.labels(kind, "circuit_open").inc()
@@ -78,13 +134,18 @@ class LlmEndpoint:
             )
         started = time.perf_counter()
         recorded = False
+        extra: dict[str, Any] = {}
+        if response_format is not None:
+            extra["response_format"] = response_format
+        if self.max_tokens is not None:
+            extra["max_tokens"] = self.max_tokens
         try:
-            # plain dicts are what the endpoint takes; the client's TypedDicts are stricter
-            response = await self.client.chat.completions.create(  # type: ignore[call-overload]
+            response = await self.client.chat.completions.create(
                 model=self.model,
-                messages=messages,
-                response_format=response_format,
+                # plain dicts are what the endpoint takes; the client's TypedDicts are stricter
+                messages=messages,  # type: ignore[arg-type]
                 temperature=0,
+                **extra,
             )
         except openai.OpenAIError as exc:
             error = classify(exc)

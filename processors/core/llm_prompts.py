@@ -1,9 +1,10 @@
-"""The enrichment prompts: versioned files, their answer schemas, packing and parsing. Pure.
+"""The enrichment prompts: versioned files, answer schemas, output modes, packing. Pure.
 
 A prompt's system text lives in ``processors/core/prompts/<kind>.<version>.md``; the
 user message is JSON (``{"task": kind, "items": [...]}``) so that many memories
 fit one request and the answer (``{"results": [...]}``, one per item id) can be
-checked against a JSON schema item by item: a malformed item fails alone.
+checked against a JSON schema item by item: a malformed item fails alone
+(:mod:`processors.core.llm_answers` reads answers).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 PROMPT_DIR = Path(__file__).resolve().parent / "prompts"
 
@@ -89,6 +90,48 @@ def answer_schema(kind: PromptKind) -> dict[str, Any]:
     }
 
 
+class OutputMode(StrEnum):
+    """How the answer's JSON schema is asked for; endpoints differ in what they take.
+
+    ``json_schema``: ``response_format`` of type json_schema (OpenAI, vLLM, llama.cpp's
+    own server); ``json_object``: type json_object with the schema beside it
+    (llama-cpp-python's server constrains the output with it; OpenAI takes it as JSON
+    mode and ignores the schema); ``none``: no ``response_format``, the schema in the
+    system message only. The schema is in the system message for the last two.
+    """
+
+    JSON_SCHEMA = "json_schema"
+    JSON_OBJECT = "json_object"
+    NONE = "none"
+
+    def fallback(self) -> OutputMode | None:
+        """The next mode to try when an endpoint refuses this one."""
+        order = list(OutputMode)
+        index = order.index(self)
+        return order[index + 1] if index + 1 < len(order) else None
+
+
+def request_for(
+    mode: OutputMode, messages: list[dict[str, str]], response_format: dict[str, Any]
+) -> tuple[list[dict[str, str]], dict[str, Any] | None]:
+    """The messages and ``response_format`` to send in ``mode``, from the json_schema
+    request a :class:`Prompt` builds."""
+    if mode == OutputMode.JSON_SCHEMA or response_format.get("type") != "json_schema":
+        return messages, response_format
+    schema = response_format["json_schema"]["schema"]
+    note = (
+        "\n\nAnswer with one JSON object and nothing else, matching this JSON schema:\n"
+        + json.dumps(schema, separators=(",", ":"))
+    )
+    with_schema = [
+        {**m, "content": m["content"] + note} if i == 0 and m.get("role") == "system" else m
+        for i, m in enumerate(messages)
+    ]
+    if mode == OutputMode.JSON_OBJECT:
+        return with_schema, {"type": "json_object", "schema": schema}
+    return with_schema, None
+
+
 @dataclass(frozen=True)
 class Prompt:
     kind: PromptKind
@@ -124,10 +167,6 @@ def cache_key(kind: PromptKind, model: str, prompt_version: str, item: dict[str,
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-class AnswerError(ValueError):
-    """The answer as a whole is unusable (not JSON, wrong shape)."""
-
-
 @dataclass(frozen=True)
 class Failure:
     """An item that got no usable answer; ``reason`` is the last outcome (timeout,
@@ -135,32 +174,8 @@ class Failure:
 
     reason: str
     detail: str
+    raw: str | None = None  # the model's last answer, when it answered but not usably
 
 
 #: What a processor returns per item: the answer (without its id) or why there is none.
 Result = dict[str, Any] | Failure
-
-
-def parse_answer(kind: PromptKind, content: str | None, ids: list[str]) -> dict[str, _Strict]:
-    """The valid results by item id; items missing or malformed are simply absent."""
-    if not content:
-        raise AnswerError("empty answer")
-    try:
-        doc = json.loads(content)
-    except json.JSONDecodeError as exc:
-        raise AnswerError(f"answer is not JSON: {exc}") from exc
-    results = doc.get("results") if isinstance(doc, dict) else None
-    if not isinstance(results, list):
-        raise AnswerError("answer has no results list")
-    wanted = set(ids)
-    model = RESULT_MODELS[kind]
-    valid: dict[str, _Strict] = {}
-    for raw in results:
-        try:
-            result = model.model_validate(raw)
-        except ValidationError:
-            continue
-        rid = getattr(result, "id", None)
-        if rid in wanted and rid not in valid:
-            valid[rid] = result
-    return valid

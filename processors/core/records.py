@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -149,13 +150,14 @@ class _Bounds:
 
     labels: int = 256  # characters of stage, reason, event id, tenant, topic
     detail: int = 1024  # characters
+    context: int = 4096  # characters of each context value (0: no context)
     key: int = MAX_KEY_BYTES  # bytes
 
 
 _USUAL = _Bounds()
 # When a small max_bytes cannot hold even the usual fields: at most 6 bytes a character
 # escaped, these take under 3 KiB together, inside MIN_DEADLETTER_MAX_BYTES.
-_TIGHT = _Bounds(labels=32, detail=128, key=32)
+_TIGHT = _Bounds(labels=32, detail=128, key=32, context=0)
 
 
 def _key_fields(raw_key: bytes | None, limit: int) -> dict[str, Any]:
@@ -189,10 +191,19 @@ class _Failure:
     failed_at: datetime
     event_id: str | None
     tenant: str | None
+    context: Mapping[str, str] | None = None
 
     def doc(self, bounds: _Bounds) -> dict[str, Any]:
         """The dead letter without its value (None for now)."""
+        context = {}
+        if self.context and bounds.context:
+            bounded = {
+                _bounded(k, bounds.labels): _bounded(v, bounds.context)
+                for k, v in list(self.context.items())[:8]
+            }
+            context = {"context": bounded}
         return {
+            **context,
             "stage": _bounded(self.stage, bounds.labels),
             "reason": _bounded(self.reason, bounds.labels),
             "detail": _bounded(self.detail, bounds.detail),
@@ -281,6 +292,7 @@ def dead_letter_record(
     event_id: str | None = None,
     tenant: str | None = None,
     max_bytes: int = DEFAULT_DEADLETTER_MAX_BYTES,
+    context: Mapping[str, str] | None = None,
 ) -> OutRecord:
     """The original bytes with why, where and when they failed; never raises.
 
@@ -291,10 +303,12 @@ def dead_letter_record(
     ``truncated``, ``original_size`` and ``sha256`` of the original value. The detail
     and labels are cut (tighter if a small ``max_bytes`` needs it); a key over
     :data:`MAX_KEY_BYTES` is kept as its prefix (in the document with
-    ``key_truncated``, ``key_size``, ``key_sha256``; as the record's key)."""
+    ``key_truncated``, ``key_size``, ``key_sha256``; as the record's key). ``context``
+    (a few named texts, e.g. the LLM's raw answers) is kept cut to 4 KiB a value, and
+    dropped when a small ``max_bytes`` needs the room."""
     if max_bytes < MIN_DEADLETTER_MAX_BYTES:
         raise ValueError(f"max_bytes must be at least {MIN_DEADLETTER_MAX_BYTES}")
-    failure = _Failure(stage, reason, detail, source, raw_key, failed_at, event_id, tenant)
+    failure = _Failure(stage, reason, detail, source, raw_key, failed_at, event_id, tenant, context)
     record_key = (raw_key or b"")[:MAX_KEY_BYTES]
     for bounds in (_USUAL, _TIGHT):
         encoded = _whole(failure.doc(bounds), raw_value, max_bytes)
@@ -303,5 +317,5 @@ def dead_letter_record(
         if encoded is not None:
             return OutRecord(record_key, encoded)
     # Not reached: tight fields take under 3 KiB. A last resort that surely fits:
-    tight = replace(failure, detail="", raw_key=None, event_id=None, tenant=None)
+    tight = replace(failure, detail="", raw_key=None, event_id=None, tenant=None, context=None)
     return OutRecord(record_key, dumps_compact(tight.doc(_TIGHT)))

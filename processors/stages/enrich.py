@@ -99,11 +99,19 @@ class Pending:
     facts: list[str] | None = None
     importance: float | None = None
     failures: dict[str, str] = field(default_factory=dict)
+    # the model's raw answers behind the failures that had one, by kind
+    answers: dict[str, str] = field(default_factory=dict)
     asked_decision: bool = False  # the decision needed the model (no rule settled it)
 
     @property
     def key(self) -> str:
         return f"{self.req.tenant}/{self.req.memory_id}"
+
+    def fail(self, kind: str, result: Result | None) -> None:
+        """``kind`` got no usable result: its reason, and the raw answer if there was one."""
+        self.failures[kind] = _reason(result)
+        if isinstance(result, Failure) and result.raw is not None:
+            self.answers[kind] = result.raw
 
 
 class EnrichStage(StageSkeleton[H]):
@@ -235,7 +243,16 @@ class EnrichStage(StageSkeleton[H]):
             if p.failures:
                 reason = next(iter(p.failures.values())).split(":", 1)[0]
                 detail = "; ".join(f"{k}: {v}" for k, v in sorted(p.failures.items()))
-                dead.append(self.dead(p.incoming, reason, detail, p.req.event_id, p.req.tenant))
+                dead.append(
+                    self.dead(
+                        p.incoming,
+                        reason,
+                        detail,
+                        p.req.event_id,
+                        p.req.tenant,
+                        context={f"{k}_answer": v for k, v in p.answers.items()},
+                    )
+                )
 
     def _now_ms(self) -> int:
         return int(self.now().timestamp() * 1000)
@@ -307,18 +324,18 @@ class EnrichStage(StageSkeleton[H]):
             if isinstance(got, dict):
                 p.facts = [str(f) for f in got.get("facts", [])]
             else:
-                p.failures["facts"] = _reason(got)
+                p.fail("facts", got)
             got = importance.get(i)
             if isinstance(got, dict):
                 p.importance = float(got["importance"])
             else:
-                p.failures["importance"] = _reason(got)
+                p.fail("importance", got)
             if i in decide_items:
                 got = decisions.get(i)
                 if isinstance(got, dict):
                     p.decision = decision_from_answer(got, p.candidates)
                 else:
-                    p.failures["decision"] = _reason(got)
+                    p.fail("decision", got)
 
     async def _write(self, pending: list[Pending], superseded: set[str]) -> None:
         """Facts and importance onto the objects still at the enriched version."""

@@ -21,14 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processors.core.errors import LlmError
-from processors.core.llm_prompts import (
-    AnswerError,
-    Failure,
-    Prompt,
-    Result,
-    cache_key,
-    parse_answer,
-)
+from processors.core.llm_answers import Verdict, read_answer
+from processors.core.llm_prompts import Failure, Prompt, Result, cache_key
 from processors.core.retry import Backoff
 from processors.metrics import Metrics
 from processors.ports import Cache, Completer, Sleep
@@ -113,13 +107,23 @@ class Processor:
         return results
 
     async def _chunk(
-        self, items: dict[str, dict[str, Any]], keys: dict[str, str]
+        self,
+        items: dict[str, dict[str, Any]],
+        keys: dict[str, str],
+        attempts: int | None = None,
+        unusable: int = 0,
     ) -> dict[str, Result]:
+        """Ask for ``items`` in one request until it is answered (requests that fail
+        are retried with backoff, ``attempts`` in all); the items its answer lacks or
+        spoils are then asked for alone. An item is given up after two unusable
+        answers (``unusable`` so far): at temperature 0 a model answers the same
+        prompt the same way, so only another prompt (the item alone) can help."""
+        attempts = self.config.attempts if attempts is None else attempts
         results: dict[str, Result] = {}
         pending = dict(items)
         last = Failure("not_attempted", "no attempt was made")
         not_before = 0.0  # an open circuit says when asking again can help
-        for attempt in range(self.config.attempts):
+        for attempt in range(attempts):
             if attempt:
                 delay = self.config.backoff.delay(attempt - 1, self._rng)
                 # past the breaker's cooldown (plus jitter), so that attempts are not all
@@ -129,49 +133,73 @@ class Processor:
                 await self.sleep(delay)
             not_before = 0.0
             try:
-                answered = await self._ask(pending)
+                answer, raw = await self._ask(pending)
             except LlmError as exc:
                 not_before = exc.retry_after_s
                 last = Failure(exc.outcome, exc.detail)
                 if not exc.retriable:
                     break
                 continue
-            except AnswerError as exc:
-                last = Failure("invalid_answer", str(exc))
-                continue
-            for item_id, value in answered.items():
+            for item_id, value in answer.results.items():
                 self.cache.put(keys[item_id], json.dumps(value, separators=(",", ":")).encode())
                 results[item_id] = value
                 del pending[item_id]
             if not pending:
                 return results
-            last = Failure("invalid_answer", f"{len(pending)} item(s) missing from the answer")
+            why = answer.problem or "nothing usable in the answer"
+            last = Failure("invalid_answer", why, raw)
+            unusable += 1
+            if unusable >= 2:
+                break
+            if len(items) > 1 and attempt + 1 < attempts:
+                alone = await asyncio.gather(
+                    *(
+                        self._chunk({i: pending[i]}, keys, attempts - attempt - 1, unusable)
+                        for i in pending
+                    )
+                )
+                for part in alone:
+                    results.update(part)
+                return results
         for item_id in pending:
             results[item_id] = last
         log.warning(
-            "%s: %d item(s) failed after %d attempt(s): %s (%s)",
+            "%s: %d item(s) failed: %s (%s)",
             self.kind,
             len(pending),
-            self.config.attempts,
             last.reason,
             last.detail,
         )
         return results
 
-    async def _ask(self, items: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """One request for ``items``; the valid results without their ids."""
+    async def _ask(self, items: dict[str, dict[str, Any]]) -> tuple[Answer, str]:
+        """One request for ``items``: the usable results without their ids, and the
+        raw answer. Every answer is counted by verdict, its items by result."""
         packed = [{"id": item_id, **payload} for item_id, payload in items.items()]
         async with self._slots:
             self.metrics.llm_prompt_items.labels(self.kind).observe(len(packed))
             content = await self.completer.complete(
                 self.kind, self.prompt.messages(packed), self.prompt.response_format()
             )
-        try:
-            parsed = parse_answer(self.prompt.kind, content, list(items))
-        except AnswerError:
-            self.metrics.llm_requests.labels(self.kind, "invalid_answer").inc()
-            raise
+        parsed = read_answer(self.prompt.kind, content, list(items))
         self.metrics.llm_requests.labels(
-            self.kind, "ok" if len(parsed) == len(items) else "invalid_answer"
+            self.kind, "ok" if len(parsed.results) == len(items) else "invalid_answer"
         ).inc()
-        return {i: r.model_dump(exclude={"id"}) for i, r in parsed.items()}
+        self.metrics.llm_answers.labels(self.kind, parsed.verdict.value).inc()
+        found = len(parsed.results)
+        items_result = "repaired" if parsed.verdict == Verdict.REPAIRED else "valid"
+        self.metrics.llm_answer_items.labels(self.kind, items_result).inc(found)
+        self.metrics.llm_answer_items.labels(self.kind, "missing").inc(len(items) - found)
+        if parsed.repairs:
+            log.debug("%s answer repaired: %s", self.kind, ", ".join(parsed.repairs))
+        results = {i: r.model_dump(exclude={"id"}) for i, r in parsed.results.items()}
+        return Answer(results, parsed.verdict, parsed.problem), content
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one request brought: usable results by item id, and how the answer read."""
+
+    results: dict[str, dict[str, Any]]
+    verdict: Verdict
+    problem: str

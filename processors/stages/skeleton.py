@@ -26,7 +26,7 @@ import asyncio
 import logging
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Generic, Protocol, TypeVar
 
@@ -162,9 +162,11 @@ class StageSkeleton(ABC, Generic[H]):
         tenant: str | None,
         *,
         stage: str | None = None,
+        context: Mapping[str, str] | None = None,
     ) -> DeadLetter:
         """The dead letter of ``incoming`` (``stage``: the step that refused it, by
-        default the stage itself), in full and cut short."""
+        default the stage itself; ``context``: named texts kept beside the reason, such
+        as the LLM's raw answers), in full and cut short."""
         step = stage or self.stage
 
         def record(max_bytes: int | None = None) -> OutRecord:
@@ -179,6 +181,7 @@ class StageSkeleton(ABC, Generic[H]):
                 self.now(),
                 event_id,
                 tenant,
+                context=context,
                 **extra,
             )
 

@@ -18,16 +18,15 @@ import openai
 
 from processors.adapters.embedding import Embedder
 from processors.adapters.kafka_sink import KafkaRecordSink, ResilientProducer
-from processors.adapters.llm_client import LlmEndpoint, openai_client
 from processors.adapters.weaviate.enrich import EnrichmentStore
 from processors.adapters.weaviate.store import WeaviateStore
 from processors.core.circuit import CircuitBreaker
 from processors.core.health import Health
-from processors.core.llm_prompts import PromptKind, load_prompt
+from processors.core.llm_prompts import PromptKind
 from processors.core.validation import Limits
 from processors.metrics import Metrics
 from processors.stages.enrich import EnrichConfig, EnrichStage
-from processors.stages.enrich_processor import Processor, ProcessorConfig
+from processors.stages.enrich_processor import Processor
 from processors.stages.index import IndexConfig, IndexStage
 from processors.stages.object_writes import WritePolicy
 from streams import clients
@@ -152,32 +151,9 @@ class Resources:
 
     def _processors(self) -> dict[PromptKind, Processor]:
         """The enrichment's three processors on one LLM client and circuit breaker."""
-        s = self.settings
-        self._llm = openai_client(s.llm_base_url, s.llm_api_key.get_secret_value(), s.llm_timeout_s)
-        self._breaker = circuit_breaker(s)
-        endpoint = LlmEndpoint(
-            self._llm,
-            s.llm_model,
-            self._breaker,
-            self.metrics,
-            s.llm_base_url,
-            mode=s.llm_structured_output,
-            max_tokens=s.llm_max_tokens,
-        )
-        config = ProcessorConfig(
-            batch_size=s.llm_batch_size, concurrency=s.llm_concurrency, attempts=s.llm_attempts
-        )
-        return {
-            kind: Processor(
-                load_prompt(kind, s.llm_prompt_version),
-                endpoint,
-                self.cache,
-                s.llm_model,
-                config,
-                self.metrics,
-            )
-            for kind in PromptKind
-        }
+        self._breaker = circuit_breaker(self.settings)
+        self._llm, endpoint = clients.llm_endpoint(self.settings, self._breaker, self.metrics)
+        return clients.llm_processors(self.settings, endpoint, self.cache, self.metrics)
 
     async def enrich_stage(self) -> EnrichStage[Any]:
         if self._enrich is not None:

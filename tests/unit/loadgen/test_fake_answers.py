@@ -19,13 +19,13 @@ from loadgen.fake_llm.answers import (
     words,
 )
 from processors.core.enrichment import Candidate, decision_from_answer, decision_item
+from processors.core.llm_answers import Verdict, read_answer
 from processors.core.llm_prompts import (
     DecisionResult,
     FactsResult,
     ImportanceResult,
     Prompt,
     PromptKind,
-    parse_answer,
 )
 
 # -- words ----------------------------------------------------------------------------------
@@ -252,7 +252,9 @@ def test_facts_answer_parses() -> None:
         {"id": "0", "memory": "Alice lives in London and works at Initech"},
         {"id": "7", "memory": "Hi"},
     ]
-    parsed = parse_answer(PromptKind.FACTS, ask(PromptKind.FACTS, items), ["0", "7"])
+    answer_read = read_answer(PromptKind.FACTS, ask(PromptKind.FACTS, items), ["0", "7"])
+    assert answer_read.verdict == Verdict.VALID  # the fake's answers need no repair
+    parsed = answer_read.results
     assert parsed == {
         "0": FactsResult(id="0", facts=["Alice lives in London", "works at Initech"]),
         "7": FactsResult(id="7", facts=["Hi"]),
@@ -261,7 +263,9 @@ def test_facts_answer_parses() -> None:
 
 def test_importance_answer_parses() -> None:
     items = [{"id": "a", "memory": "Alice lives in London"}, {"id": "b", "memory": "hello"}]
-    parsed = parse_answer(PromptKind.IMPORTANCE, ask(PromptKind.IMPORTANCE, items), ["a", "b"])
+    parsed = read_answer(
+        PromptKind.IMPORTANCE, ask(PromptKind.IMPORTANCE, items), ["a", "b"]
+    ).results
     assert parsed == {
         "a": ImportanceResult(id="a", importance=0.64),
         "b": ImportanceResult(id="b", importance=0.31),
@@ -282,7 +286,7 @@ def test_decision_answer_parses_and_maps_to_memory_ids() -> None:
         "3": "Bob plays the piano",
     }
     items = [{"id": i, **decision_item(texts[i], candidates[i])} for i in texts]
-    parsed = parse_answer(PromptKind.DECISION, ask(PromptKind.DECISION, items), list(texts))
+    parsed = read_answer(PromptKind.DECISION, ask(PromptKind.DECISION, items), list(texts)).results
     assert parsed == {
         "0": DecisionResult(id="0", action="UPDATE", target="0", text="Alice moved to Paris"),
         "1": DecisionResult(id="1", action="DELETE", target="0", text=None),
@@ -304,7 +308,7 @@ def test_decision_answer_parses_and_maps_to_memory_ids() -> None:
 @pytest.mark.parametrize("kind", list(PromptKind))
 def test_answer_with_no_items(kind: PromptKind) -> None:
     assert answer(kind.value, {"task": kind.value, "items": []}) == {"results": []}
-    assert parse_answer(kind, ask(kind, []), []) == {}
+    assert read_answer(kind, ask(kind, []), []).results == {}
 
 
 def test_decision_item_without_existing_is_add() -> None:

@@ -233,11 +233,13 @@ async def test_items_missing_from_an_answer_are_retried_alone() -> None:
     h = Harness(completer=FakeCompleter(script))
     results = await h.processor.run(memories("a", "b", "c"))
     assert results == {"m0": {"facts": ["A"]}, "m1": {"facts": ["B"]}, "m2": {"facts": ["C"]}}
-    assert h.completer.ids() == [["m0", "m1", "m2"], ["m1", "m2"]]
+    assert h.completer.ids() == [["m0", "m1", "m2"], ["m1"], ["m2"]]
     assert h.requests("invalid_answer") == 1.0
-    assert h.requests("ok") == 1.0
-    assert len(h.sleep.delays) == 1
-    assert 0.25 <= h.sleep.delays[0] <= 0.5
+    assert h.requests("ok") == 2.0
+    assert h.sleep.delays == []  # an answer came back: no outage to wait out
+    assert h.metric("agentmem_llm_answers_total", kind="facts", verdict="valid") == 3.0
+    assert h.metric("agentmem_llm_answer_items_total", kind="facts", result="valid") == 3.0
+    assert h.metric("agentmem_llm_answer_items_total", kind="facts", result="missing") == 2.0
     # the item answered first was cached at once
     assert h.cache.puts[0] == key_of({"memory": "a"})
 
@@ -247,7 +249,7 @@ async def test_malformed_item_is_retried_alone() -> None:
         results: list[dict[str, Any]] = [
             {"id": i["id"], "facts": [i["memory"]]} for i in items if i["memory"] != "bad"
         ]
-        results += [{"id": i["id"], "facts": "oops"} for i in items if i["memory"] == "bad"]
+        results += [{"id": i["id"], "facts": 42} for i in items if i["memory"] == "bad"]
         if n > 1:
             results = [{"id": i["id"], "facts": ["fixed"]} for i in items]
         return json.dumps({"results": results})
@@ -266,12 +268,13 @@ async def test_item_never_answered_fails_after_attempts() -> None:
     results = await h.processor.run(memories("a", "lost"))
     assert results == {
         "m0": {"facts": ["A"]},
-        "m1": Failure("invalid_answer", "1 item(s) missing from the answer"),
+        "m1": Failure("invalid_answer", "1 of 1 item(s) missing or invalid", '{"results": []}'),
     }
-    assert h.completer.ids() == [["m0", "m1"], ["m1"], ["m1"]]
-    assert h.requests("invalid_answer") == 3.0
-    assert h.requests("ok") == 0.0
-    assert len(h.sleep.delays) == 2
+    # asked in its chunk and then alone: at temperature 0 a third ask would repeat the second
+    assert h.completer.ids() == [["m0", "m1"], ["m1"]]
+    assert h.requests("invalid_answer") == 2.0
+    assert h.metric("agentmem_llm_answers_total", kind="facts", verdict="invalid") == 1.0
+    assert h.sleep.delays == []
 
 
 async def test_retriable_errors_retry_up_to_attempts_and_report_the_last() -> None:
@@ -332,13 +335,11 @@ async def test_non_retriable_after_retriable_reports_non_retriable() -> None:
 async def test_unusable_answers_are_retried_then_invalid_answer() -> None:
     h = Harness(completer=FakeCompleter(lambda n, items: "not json"), attempts=3)
     results = await h.processor.run(memories("a"))
-    failure = results["m0"]
-    assert isinstance(failure, Failure)
-    assert failure.reason == "invalid_answer"
-    assert failure.detail.startswith("answer is not JSON: ")
-    assert len(h.completer.calls) == 3
-    assert h.requests("invalid_answer") == 3.0
-    assert len(h.sleep.delays) == 2
+    assert results["m0"] == Failure("invalid_answer", "answer is not JSON", "not json")
+    assert len(h.completer.calls) == 2
+    assert h.requests("invalid_answer") == 2.0
+    assert h.metric("agentmem_llm_answers_total", kind="facts", verdict="invalid") == 2.0
+    assert len(h.sleep.delays) == 1
 
 
 async def test_empty_answer_then_good_answer() -> None:
@@ -356,8 +357,9 @@ async def test_last_reason_wins_when_reasons_differ() -> None:
         return LlmError("timeout", "slow", True) if n == 1 else "{}"
 
     h = Harness(completer=FakeCompleter(script), attempts=2)
-    assert await h.processor.run(memories("a")) == {
-        "m0": Failure("invalid_answer", "answer has no results list")
+    assert await h.processor.run(memories("a", "b")) == {
+        "m0": Failure("invalid_answer", "answer has no results list", "{}"),
+        "m1": Failure("invalid_answer", "answer has no results list", "{}"),
     }
 
 
@@ -403,3 +405,42 @@ async def test_an_open_circuit_defers_the_next_attempt_past_its_cooldown() -> No
     assert len(h.sleep.delays) == 1
     # not the 0.25-0.5 s of plain backoff: the breaker said 7 s, plus jitter
     assert 7.0 <= h.sleep.delays[0] <= 7.5
+
+
+# -- real-model answers -------------------------------------------------------------------
+
+
+async def test_a_fenced_answer_is_repaired_and_counted() -> None:
+    def script(n: int, items: list[dict[str, Any]]) -> Reply:
+        return "Here you go:\n```json\n" + str(facts_reply(items)) + "\n```"
+
+    h = Harness(completer=FakeCompleter(script))
+    assert await h.processor.run(memories("a", "b")) == {
+        "m0": {"facts": ["A"]},
+        "m1": {"facts": ["B"]},
+    }
+    assert h.metric("agentmem_llm_answers_total", kind="facts", verdict="repaired") == 1.0
+    assert h.metric("agentmem_llm_answer_items_total", kind="facts", result="repaired") == 2.0
+    assert h.requests("ok") == 1.0
+
+
+async def test_a_cut_off_answer_keeps_its_complete_items_and_asks_the_rest_alone() -> None:
+    def script(n: int, items: list[dict[str, Any]]) -> Reply:
+        whole = str(facts_reply(items))
+        return whole[: whole.index('{"id": "m2"') + 12] if n == 1 else whole
+
+    h = Harness(completer=FakeCompleter(script))
+    results = await h.processor.run(memories("a", "b", "c"))
+    assert results == {"m0": {"facts": ["A"]}, "m1": {"facts": ["B"]}, "m2": {"facts": ["C"]}}
+    assert h.completer.ids() == [["m0", "m1", "m2"], ["m2"]]
+
+
+async def test_every_answer_is_accounted_for_once() -> None:
+    replies = iter(["garbage", '{"results": [{"id": "m0", "facts": "x"}]}', "{}"])
+    h = Harness(completer=FakeCompleter(lambda n, items: next(replies)), attempts=4)
+    await h.processor.run(memories("a", "b"))
+    answers = sum(
+        h.metric("agentmem_llm_answers_total", kind="facts", verdict=v)
+        for v in ("valid", "repaired", "invalid")
+    )
+    assert answers == len(h.completer.calls) == 3

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from processors.adapters.llm_client import ENDPOINT_FAILURES, LlmEndpoint, classify, openai_client
 from processors.core.circuit import CircuitBreaker, CircuitState
 from processors.core.errors import LlmError
+from processors.core.llm_prompts import OutputMode
 from processors.metrics import build_metrics
 from tests.fakes import FakeClock
 
@@ -147,7 +148,14 @@ class FakeClient:
 
 
 class Harness:
-    def __init__(self, *replies: object, min_calls: int = 1, cooldown_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        *replies: object,
+        min_calls: int = 1,
+        cooldown_s: float = 10.0,
+        mode: str = "json_schema",
+        max_tokens: int | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.clock = FakeClock()
         self.changes: list[CircuitState] = []
@@ -166,6 +174,8 @@ class Harness:
             self.breaker,
             build_metrics(self.registry),
             LABEL,
+            mode=mode,
+            max_tokens=max_tokens,
         )
 
     async def complete(self, kind: str = "facts") -> str:
@@ -375,3 +385,96 @@ async def test_openai_client_has_its_own_retries_off() -> None:
         assert client.api_key == "key"
     finally:
         await client.close()
+
+
+# -- refusals and structured-output modes ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Invalid response_format type json_schema",
+        "1 validation error for CreateChatCompletionRequest",
+        "response_format json_schema is not supported",
+        "Requested tokens (9000) exceed context window of 8192",
+    ],
+)
+def test_a_500_that_says_the_request_is_invalid_is_a_refusal(message: str) -> None:
+    error = classify(status_error(500, message))
+    assert (error.outcome, error.retriable) == ("rejected", False)
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_only_a_500_is_read_for_a_refusal(status: int) -> None:
+    error = classify(status_error(status, "invalid upstream response"))
+    assert (error.outcome, error.retriable) == ("server_error", True)
+
+
+def test_a_plain_500_is_an_outage() -> None:
+    error = classify(status_error(500, "internal error: out of memory"))
+    assert (error.outcome, error.retriable) == ("server_error", True)
+
+
+async def test_a_refused_500_does_not_open_the_circuit() -> None:
+    h = Harness(*[status_error(500, "invalid request") for _ in range(4)], min_calls=2)
+    for _ in range(4):
+        with pytest.raises(LlmError) as info:
+            await h.complete()
+        assert info.value.outcome == "rejected"
+    assert h.state() == CircuitState.CLOSED
+
+
+async def test_auto_steps_down_to_json_object_and_keeps_it() -> None:
+    h = Harness(
+        status_error(500, "Invalid response_format"),
+        response('{"results": []}'),
+        response('{"results": []}'),
+        mode="auto",
+        min_calls=1,
+    )
+    assert await h.complete() == '{"results": []}'
+    assert await h.complete() == '{"results": []}'
+    first, second, third = h.client.calls
+    assert first["response_format"] == FORMAT
+    schema = FORMAT["json_schema"]["schema"]
+    assert second["response_format"] == {"type": "json_object", "schema": schema}
+    assert third["response_format"] == second["response_format"]  # remembered
+    # the schema is spelled out in the system message once the endpoint does not take it
+    assert second["messages"][0]["content"].startswith("s\n\nAnswer with one JSON object")
+    assert second["messages"][1] == MESSAGES[1]
+    assert h.state() == CircuitState.CLOSED
+    assert h.requests("rejected") == 1.0
+
+
+async def test_auto_ends_without_response_format_then_gives_up() -> None:
+    h = Harness(*[status_error(400, "no") for _ in range(4)], mode="auto")
+    with pytest.raises(LlmError) as info:
+        await h.complete()
+    assert info.value.outcome == "rejected"
+    assert [c.get("response_format", {}).get("type") for c in h.client.calls] == [
+        "json_schema",
+        "json_object",
+        None,
+    ]
+    assert h.endpoint.mode == OutputMode.NONE
+
+
+async def test_a_fixed_mode_never_steps_down() -> None:
+    h = Harness(status_error(400, "no"), mode="json_object")
+    with pytest.raises(LlmError):
+        await h.complete()
+    assert len(h.client.calls) == 1
+    assert h.client.calls[0]["response_format"]["type"] == "json_object"
+
+
+async def test_outages_do_not_step_down() -> None:
+    h = Harness(status_error(503), mode="auto", min_calls=5)
+    with pytest.raises(LlmError):
+        await h.complete()
+    assert h.endpoint.mode == OutputMode.JSON_SCHEMA
+
+
+async def test_max_tokens_is_sent_when_set() -> None:
+    h = Harness(response("{}"), max_tokens=512)
+    await h.complete()
+    assert h.client.calls[0]["max_tokens"] == 512

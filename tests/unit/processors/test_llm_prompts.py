@@ -1,4 +1,4 @@
-"""The versioned prompts: loading, messages, response format, cache keys, answer parsing."""
+"""The versioned prompts: loading, messages, response format and output modes, cache keys."""
 
 from __future__ import annotations
 
@@ -10,16 +10,13 @@ import pytest
 
 from processors.core.llm_prompts import (
     PROMPT_DIR,
-    AnswerError,
-    DecisionResult,
-    FactsResult,
-    ImportanceResult,
+    OutputMode,
     Prompt,
     PromptKind,
     answer_schema,
     cache_key,
     load_prompt,
-    parse_answer,
+    request_for,
 )
 
 # -- load_prompt ------------------------------------------------------------------------
@@ -196,152 +193,34 @@ def test_decision_cache_key_depends_on_existing_memories() -> None:
     )
 
 
-# -- parse_answer -----------------------------------------------------------------------
+# -- output modes -------------------------------------------------------------------------
 
 
-def answer(*results: object) -> str:
-    return json.dumps({"results": list(results)})
+def test_output_modes_step_down_in_order() -> None:
+    assert OutputMode.JSON_SCHEMA.fallback() == OutputMode.JSON_OBJECT
+    assert OutputMode.JSON_OBJECT.fallback() == OutputMode.NONE
+    assert OutputMode.NONE.fallback() is None
 
 
-def test_parse_facts_keeps_valid_items_by_id() -> None:
-    content = answer({"id": "0", "facts": ["a", "b"]}, {"id": "1", "facts": []})
-    assert parse_answer(PromptKind.FACTS, content, ["0", "1"]) == {
-        "0": FactsResult(id="0", facts=["a", "b"]),
-        "1": FactsResult(id="1", facts=[]),
-    }
-
-
-def test_parse_importance() -> None:
-    content = answer({"id": "a", "importance": 0.25}, {"id": "b", "importance": 1})
-    parsed = parse_answer(PromptKind.IMPORTANCE, content, ["a", "b"])
-    assert parsed == {
-        "a": ImportanceResult(id="a", importance=0.25),
-        "b": ImportanceResult(id="b", importance=1.0),
-    }
-
-
-def test_parse_decision_with_and_without_optional_fields() -> None:
-    content = answer(
-        {"id": "0", "action": "UPDATE", "target": "1", "text": "Alice moved to Paris"},
-        {"id": "1", "action": "ADD"},
-        {"id": "2", "action": "NOOP", "target": "0", "text": None},
-    )
-    assert parse_answer(PromptKind.DECISION, content, ["0", "1", "2"]) == {
-        "0": DecisionResult(id="0", action="UPDATE", target="1", text="Alice moved to Paris"),
-        "1": DecisionResult(id="1", action="ADD", target=None, text=None),
-        "2": DecisionResult(id="2", action="NOOP", target="0", text=None),
-    }
-
-
-@pytest.mark.parametrize("importance", [-0.01, 1.01, 2, -1])
-def test_importance_outside_unit_interval_is_dropped(importance: float) -> None:
-    content = answer({"id": "x", "importance": importance}, {"id": "y", "importance": 0.0})
-    parsed = parse_answer(PromptKind.IMPORTANCE, content, ["x", "y"])
-    assert parsed == {"y": ImportanceResult(id="y", importance=0.0)}
-
-
-@pytest.mark.parametrize("importance", ["NaN", "Infinity", "-Infinity"])
-def test_importance_not_finite_is_dropped(importance: str) -> None:
-    content = '{"results": [{"id": "x", "importance": ' + importance + "}]}"
-    assert parse_answer(PromptKind.IMPORTANCE, content, ["x"]) == {}
+def test_request_for_json_schema_is_the_prompt_as_built() -> None:
+    prompt = Prompt(PromptKind.FACTS, "facts.v1", "sys")
+    messages, fmt = prompt.messages([]), prompt.response_format()
+    assert request_for(OutputMode.JSON_SCHEMA, messages, fmt) == (messages, fmt)
 
 
 @pytest.mark.parametrize(
-    "bad",
-    [
-        {"id": "1", "facts": "not a list"},
-        {"id": "1", "facts": ["ok", 3]},
-        {"id": "1"},
-        {"id": "1", "facts": ["a"], "extra": True},
-        {"id": 1, "facts": ["a"]},
-        {"facts": ["a"]},
-        {"id": "1", "facts": ["f"] * 33},
-        "just a string",
-        None,
-        ["1", ["a"]],
-    ],
+    ("mode", "fmt_type"), [(OutputMode.JSON_OBJECT, "json_object"), (OutputMode.NONE, None)]
 )
-def test_malformed_items_fail_alone(bad: object) -> None:
-    content = answer({"id": "0", "facts": ["good"]}, bad)
-    assert parse_answer(PromptKind.FACTS, content, ["0", "1"]) == {
-        "0": FactsResult(id="0", facts=["good"])
-    }
-
-
-def test_facts_list_at_the_limit_is_kept() -> None:
-    content = answer({"id": "0", "facts": ["f"] * 32})
-    assert parse_answer(PromptKind.FACTS, content, ["0"]) == {
-        "0": FactsResult(id="0", facts=["f"] * 32)
-    }
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [
-        {"id": "1", "action": "MERGE", "target": None, "text": None},
-        {"id": "1", "action": "update", "target": "0", "text": "x"},
-        {"id": "1", "action": "UPDATE", "target": 0, "text": "x"},
-        {"id": "1", "target": None, "text": None},
-    ],
-)
-def test_malformed_decisions_fail_alone(bad: dict[str, Any]) -> None:
-    content = answer(bad, {"id": "0", "action": "ADD", "target": None, "text": None})
-    assert parse_answer(PromptKind.DECISION, content, ["0", "1"]) == {
-        "0": DecisionResult(id="0", action="ADD")
-    }
-
-
-def test_unknown_ids_are_dropped() -> None:
-    content = answer({"id": "0", "facts": ["a"]}, {"id": "99", "facts": ["b"]})
-    assert parse_answer(PromptKind.FACTS, content, ["0", "1"]) == {
-        "0": FactsResult(id="0", facts=["a"])
-    }
-
-
-def test_duplicate_ids_keep_the_first_valid_result() -> None:
-    content = answer(
-        {"id": "0", "importance": 0.1},
-        {"id": "0", "importance": 0.9},
-        {"id": "1", "importance": 7},  # malformed: does not take the id
-        {"id": "1", "importance": 0.4},
-    )
-    assert parse_answer(PromptKind.IMPORTANCE, content, ["0", "1"]) == {
-        "0": ImportanceResult(id="0", importance=0.1),
-        "1": ImportanceResult(id="1", importance=0.4),
-    }
-
-
-def test_missing_items_are_simply_absent() -> None:
-    content = answer({"id": "2", "facts": ["c"]})
-    assert parse_answer(PromptKind.FACTS, content, ["0", "1", "2"]) == {
-        "2": FactsResult(id="2", facts=["c"])
-    }
-
-
-def test_empty_results_list_is_valid_and_empty() -> None:
-    assert parse_answer(PromptKind.FACTS, '{"results": []}', ["0"]) == {}
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (None, "empty answer"),
-        ("", "empty answer"),
-        ("not json", "answer is not JSON"),
-        ('{"results": [', "answer is not JSON"),
-        ("{}", "answer has no results list"),
-        ('{"result": []}', "answer has no results list"),
-        ('{"results": {"id": "0"}}', "answer has no results list"),
-        ('{"results": null}', "answer has no results list"),
-        ("[]", "answer has no results list"),
-        ('"results"', "answer has no results list"),
-        ("42", "answer has no results list"),
-    ],
-)
-def test_unusable_answers_raise(content: str | None, message: str) -> None:
-    with pytest.raises(AnswerError, match=message):
-        parse_answer(PromptKind.FACTS, content, ["0"])
-
-
-def test_answer_error_is_a_value_error() -> None:
-    assert issubclass(AnswerError, ValueError)
+def test_request_for_other_modes_spells_the_schema_out(
+    mode: OutputMode, fmt_type: str | None
+) -> None:
+    prompt = Prompt(PromptKind.IMPORTANCE, "importance.v1", "sys")
+    messages, fmt = request_for(mode, prompt.messages([{"id": "0"}]), prompt.response_format())
+    schema = answer_schema(PromptKind.IMPORTANCE)
+    assert messages[0]["content"].endswith(json.dumps(schema, separators=(",", ":")))
+    assert messages[0]["content"].startswith("sys\n\n")
+    assert messages[1] == prompt.messages([{"id": "0"}])[1]
+    if fmt_type is None:
+        assert fmt is None
+    else:
+        assert fmt == {"type": fmt_type, "schema": schema}
