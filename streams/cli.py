@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from streams import client_cli
+from streams.service import ops_cli
 from streams.settings import Settings
 from streams.stack import cli as stack_cli
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--since", type=datetime.fromisoformat, help="only those failed at or after (ISO 8601)"
         )
     client_cli.add_parsers(sub)
+    ops_cli.add_parsers(sub)
     return parser
 
 
@@ -56,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
     try:
-        settings = Settings()
+        brokers = getattr(args, "kafka_brokers", None)  # `stack up|status --kafka-brokers`
+        settings = Settings() if brokers is None else Settings(kafka_brokers=brokers)
     except ValidationError as exc:
         print(f"invalid configuration:\n{exc}", file=sys.stderr)
         return 2
@@ -84,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if chosen.truncated:
             print(f"skipped {chosen.truncated} dead letter(s) stored truncated (not resendable)")
         return 0
+    if args.command in ("group", "state"):
+        return ops_cli.run(args, settings)
     if args.command == "worker":
         from streams.service.worker import run_worker
 

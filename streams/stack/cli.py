@@ -24,8 +24,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     up = actions.add_parser("up", help="start the stack (reuses running components)")
     up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for health")
+    kafka_brokers_option(up)
     actions.add_parser("down", help="stop the components this stack started")
-    actions.add_parser("status", help="health, port and pid of each component")
+    kafka_brokers_option(
+        actions.add_parser("status", help="health, port and pid of each component")
+    )
+
+
+def kafka_brokers_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kafka-brokers",
+        type=int,
+        metavar="N",
+        help="Kafka brokers of the local cluster (AGENTMEM_KAFKA_BROKERS, default 1)",
+    )
 
 
 def build_components(settings: Settings, component: str) -> dict[str, Path]:
@@ -70,6 +82,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for name, what in outcome.items():
             print(f"{name:<12}{what}")
         print_status(settings)
+        if settings.kafka_brokers > 1:
+            n, servers = settings.kafka_brokers, settings.kafka_bootstrap_servers
+            print(
+                f"\nKafka runs {n} brokers ({servers}); give every process (worker, API, "
+                f"clients) AGENTMEM_KAFKA_BROKERS={n} (or AGENTMEM_KAFKA_BOOTSTRAP_SERVERS)"
+            )
         return 0
     if action == "down":
         for name, what in supervisor.down(settings).items():

@@ -1,14 +1,17 @@
-"""The three processes of the local stack: how each is configured, started and checked."""
+"""The processes of the local stack (Kafka, one node or several; Weaviate; Prometheus):
+how each is configured, started and checked."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import logging
+import re
 import subprocess
 import uuid
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from streams.scrape_targets import targets_dir
 from streams.settings import Settings
 from streams.stack.build import Artifacts, kafka_libs_dir, weaviate_bin_path
 from streams.stack.launcher import http_ok, port_open
-from streams.stack.process import ProcessFiles
+from streams.stack.process import ProcessFiles, running_pid
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +71,25 @@ class Component(ABC):
 
 
 class Kafka(Component):
-    """Apache Kafka in KRaft mode, one combined broker and controller."""
+    """Apache Kafka in KRaft mode: one combined broker and controller, node ``node_id`` of
+    a cluster of ``settings.kafka_brokers`` on loopback. A single node is named "kafka";
+    node i of several is "kafka-i", with its own ports, data, config, pid file and log.
+    Every node is a controller too, so three nodes make a controller quorum of three."""
 
-    name = "kafka"
+    def __init__(self, settings: Settings, node_id: int = 1) -> None:
+        if not 1 <= node_id <= settings.kafka_brokers:
+            raise ValueError(f"node {node_id} of a {settings.kafka_brokers}-broker cluster")
+        self.node_id = node_id
+        self.name = kafka_node_name(node_id, settings.kafka_brokers)
+        super().__init__(settings)
+
+    @property
+    def brokers(self) -> int:
+        return self.settings.kafka_brokers
 
     @property
     def port(self) -> int:
-        return self.settings.kafka_port
+        return broker_ports(self.settings)[self.node_id - 1]
 
     @property
     def config_path(self) -> Path:
@@ -86,10 +101,18 @@ class Kafka(Component):
 
     def server_properties(self) -> str:
         broker, controller = self.port, self.port + KAFKA_CONTROLLER_PORT_OFFSET
+        voters = ",".join(
+            f"{i}@127.0.0.1:{p + KAFKA_CONTROLLER_PORT_OFFSET}"
+            for i, p in enumerate(broker_ports(self.settings), start=1)
+        )
+        # Kafka's own topics (consumer offsets, transactions, faust's internal topics)
+        # are replicated like ours; with 3 replicas a write needs 2 of them in sync.
+        replicas = min(self.settings.replication_factor, self.brokers)
+        min_isr = min(self.settings.min_insync_replicas, replicas)
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{controller}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": voters,
             "listeners": f"PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{broker}",
             "controller.listener.names": "CONTROLLER",
@@ -97,11 +120,12 @@ class Kafka(Component):
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "log.dirs": str(self.home / "data"),
             "num.partitions": "1",
-            "default.replication.factor": "1",
-            "offsets.topic.replication.factor": "1",
+            "default.replication.factor": str(replicas),
+            "min.insync.replicas": str(min_isr),
+            "offsets.topic.replication.factor": str(replicas),
             "offsets.topic.num.partitions": "8",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": str(replicas),
+            "transaction.state.log.min.isr": str(min_isr),
             "group.initial.rebalance.delay.ms": "0",
             # Topics are created by the worker with their partitions and configs; a
             # producer that runs first must not create memory.events with one partition.
@@ -135,13 +159,29 @@ class Kafka(Component):
             self._classpath(),
         ]
 
+    @property
+    def formatted(self) -> bool:
+        return (self.home / "data" / "meta.properties").exists()
+
+    def cluster_id(self) -> str:
+        """The id this node's storage is formatted with: a new one for a single node;
+        for several, one id shared by every node of the cluster, kept in
+        ``<stack_dir>/kafka-cluster.id`` (written by the first node formatted)."""
+        if self.brokers == 1:
+            return new_cluster_id()
+        path = kafka_cluster_id_file(self.settings)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(new_cluster_id() + "\n")
+        return path.read_text().strip()
+
     def prepare(self, artifacts: Artifacts) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.files.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.server_properties())
-        if (self.home / "data" / "meta.properties").exists():
+        if self.formatted:
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = self.cluster_id()
         cmd = [
             *self._java(),
             "kafka.tools.StorageTool",
@@ -155,28 +195,93 @@ class Kafka(Component):
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
-        log.info("formatted Kafka storage (cluster %s)", cluster_id)
+        log.info("formatted %s storage (cluster %s)", self.name, cluster_id)
 
     def argv(self, artifacts: Artifacts) -> list[str]:
         return [*self._java(), "kafka.Kafka", str(self.config_path)]
 
     def healthy(self) -> bool:
+        """This node answers metadata requests and is a registered (unfenced) broker."""
         if not port_open(self.port):
             return False
         # A thread of its own, so the check also works when called from inside an event loop.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            bootstrap = self.settings.kafka_bootstrap_servers
-            return pool.submit(asyncio.run, _kafka_metadata_answers(bootstrap)).result()
+            check = _kafka_node_registered(f"127.0.0.1:{self.port}", self.node_id)
+            return pool.submit(asyncio.run, check).result()
 
 
-async def _kafka_metadata_answers(bootstrap: str) -> bool:
+def kafka_node_name(node_id: int, brokers: int) -> str:
+    """ "kafka" for the single broker (as it always was), "kafka-<id>" in a cluster."""
+    return "kafka" if brokers == 1 else f"kafka-{node_id}"
+
+
+def broker_ports(settings: Settings) -> list[int]:
+    """The port of each broker of the local cluster, node 1 first (its controller
+    listener is the next port). Pure."""
+    ports = [int(server.rsplit(":", 1)[1]) for server in settings.kafka_servers]
+    return ports[: settings.kafka_brokers]
+
+
+def kafka_nodes(settings: Settings) -> list[Kafka]:
+    """Every node of the local Kafka cluster the settings describe."""
+    return [Kafka(settings, node_id) for node_id in range(1, settings.kafka_brokers + 1)]
+
+
+def kafka_cluster_id_file(settings: Settings) -> Path:
+    return settings.stack_dir / "kafka-cluster.id"
+
+
+def new_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class KafkaLeftover:
+    """A Kafka node of this stack directory that another broker count started (say
+    "kafka" while the settings ask for three brokers): `up` refuses to start beside
+    it, `status` shows it, `down` stops it."""
+
+    name: str
+    files: ProcessFiles
+    marker: str
+    port: int  # from its config; 0 when unreadable
+    pid: int
+
+
+def kafka_leftovers(settings: Settings) -> list[KafkaLeftover]:
+    """Kafka nodes of another layout that run from this stack directory (ours: pid file
+    and config path in the command line)."""
+    wanted = {node.name for node in kafka_nodes(settings)}
+    found = []
+    for pid_file in sorted((settings.stack_dir / "pids").glob("kafka*.pid")):
+        name = pid_file.stem
+        if name in wanted or not re.fullmatch(r"kafka(-[0-9]+)?", name):
+            continue
+        config = settings.stack_dir / name / "server.properties"
+        files = ProcessFiles(pid_file, settings.stack_dir / "logs" / name / f"{name}.log")
+        pid = running_pid(files, str(config))
+        if pid is not None:
+            found.append(KafkaLeftover(name, files, str(config), _port_of(config), pid))
+    return found
+
+
+def _port_of(config: Path) -> int:
+    try:
+        text = config.read_text()
+    except OSError:
+        return 0
+    found = re.search(r"^listeners=PLAINTEXT://[^:]+:([0-9]+)", text, flags=re.MULTILINE)
+    return int(found[1]) if found else 0
+
+
+async def _kafka_node_registered(bootstrap: str, node_id: int) -> bool:
     from aiokafka import AIOKafkaClient
     from aiokafka.errors import KafkaError
 
     client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
     try:
         await asyncio.wait_for(client.bootstrap(), timeout=5)
-        return bool(client.cluster.brokers())
+        return client.cluster.broker_metadata(node_id) is not None
     except (KafkaError, OSError, TimeoutError):
         return False
     finally:
@@ -327,4 +432,4 @@ class Prometheus(Component):
 
 
 def components(settings: Settings) -> list[Component]:
-    return [Kafka(settings), Weaviate(settings), Prometheus(settings)]
+    return [*kafka_nodes(settings), Weaviate(settings), Prometheus(settings)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -69,4 +70,24 @@ def stop(files: ProcessFiles, marker: str, timeout_s: float = 30.0) -> bool:
     pid = running_pid(files, marker)
     stopped = pid is not None and launcher.stop_group(pid, timeout_s)
     files.pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def stop_together(
+    targets: Sequence[tuple[ProcessFiles, str]], timeout_s: float = 30.0
+) -> list[bool]:
+    """SIGTERM every one of our processes among ``targets`` (files, marker) at once, then
+    SIGKILL those still there after the timeout; whether each was stopped.
+
+    For the nodes of a Kafka cluster: stopped one after the other, the last node is left
+    without a controller quorum, and its controlled shutdown waits for one until it is
+    killed."""
+    pids = [running_pid(files, marker) for files, marker in targets]
+    stopped = [pid is not None and launcher.signal_group(pid, signal.SIGTERM) for pid in pids]
+    deadline = time.monotonic() + timeout_s
+    for pid in pids:
+        if pid is not None:  # waits out the grace, then SIGKILL; reaps
+            launcher.stop_group(pid, max(0.0, deadline - time.monotonic()))
+    for files, _marker in targets:
+        files.pid_file.unlink(missing_ok=True)
     return stopped

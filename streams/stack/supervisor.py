@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from streams.settings import Settings
 from streams.stack import launcher, process
 from streams.stack.build import ensure_all
-from streams.stack.components import Component, components
+from streams.stack.components import (
+    Component,
+    Kafka,
+    KafkaLeftover,
+    components,
+    kafka_leftovers,
+    kafka_nodes,
+)
 from streams.stack.launcher import port_open, port_released
 from streams.stack.worker_daemon import stop_fake_llm, stop_worker
 
@@ -44,7 +51,31 @@ def status(settings: Settings) -> list[ComponentStatus]:
         else:
             state = "stopped"
         rows.append(ComponentStatus(comp.name, state, comp.port, pid, str(comp.files.log_file)))
-    return rows
+    leftovers = kafka_leftovers(settings)
+    if leftovers:  # their ports answer, but not for the nodes the settings describe
+        taken = {node.port for node in leftovers}
+        rows = [
+            replace(row, state="stopped") if row.pid is None and row.port in taken else row
+            for row in rows
+        ]
+    return rows + [_leftover_status(node) for node in leftovers]
+
+
+def _leftover_status(node: KafkaLeftover) -> ComponentStatus:
+    """A Kafka node started for another broker count: it runs, but is not what the
+    settings ask for (state "other")."""
+    return ComponentStatus(node.name, "other", node.port, node.pid, str(node.files.log_file))
+
+
+def _refuse_other_kafka(settings: Settings) -> None:
+    leftovers = kafka_leftovers(settings)
+    if leftovers:
+        names = ", ".join(f"{n.name} (pid {n.pid})" for n in leftovers)
+        raise StackError(
+            f"Kafka runs here with another broker count ({names}); the settings ask for "
+            f"{settings.kafka_brokers} (AGENTMEM_KAFKA_BROKERS, --kafka-brokers). Run "
+            "`agentmem stack down` first, or give the broker count it was started with"
+        )
 
 
 def _wait_healthy(pending: list[Component], timeout_s: float) -> list[Component]:
@@ -68,6 +99,7 @@ def _wait_healthy(pending: list[Component], timeout_s: float) -> list[Component]
 
 def up(settings: Settings, timeout_s: float = 180.0) -> dict[str, str]:
     """Start what is not running, reuse what is; return component -> 'started'|'reused'."""
+    _refuse_other_kafka(settings)
     artifacts = ensure_all(settings.cache_dir)
     outcome: dict[str, str] = {}
     to_wait: list[Component] = []
@@ -114,6 +146,14 @@ def down(settings: Settings) -> dict[str, str]:
     outcome = {"worker": "stopped" if stop_worker(settings) else "not running"}
     outcome["fake-llm"] = "stopped" if stop_fake_llm(settings) else "not running"
     for comp in reversed(components(settings)):
+        if isinstance(comp, Kafka):
+            continue  # below, every node at once
         stopped = process.stop(comp.files, comp.marker, timeout_s=45.0)
         outcome[comp.name] = "stopped" if stopped else "not running"
+    # The Kafka nodes, with any started for another broker count, stopped together: one
+    # after the other, the last would wait for a controller quorum that is gone.
+    nodes: list[Kafka | KafkaLeftover] = [*kafka_nodes(settings), *kafka_leftovers(settings)]
+    stopped_nodes = process.stop_together([(n.files, n.marker) for n in nodes], timeout_s=45.0)
+    for node, stopped in zip(nodes, stopped_nodes, strict=True):
+        outcome[node.name] = "stopped" if stopped else "not running"
     return outcome

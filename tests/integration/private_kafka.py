@@ -1,5 +1,7 @@
-"""A private single Kafka broker (KRaft) on free ports, for tests that stop and
-restart it. Its files live under the test's own directory."""
+"""Private Kafka on free ports, for tests that stop and restart brokers: a single broker
+(KRaft), or a cluster of several, made of the same nodes `agentmem stack up
+--kafka-brokers N` runs (streams/stack/components.py's Kafka, started and stopped the
+way the supervisor does). Their files live under the test's own directory."""
 
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.settings import Settings
+from streams import clients
+from streams.settings import KAFKA_PORTS_PER_BROKER, Settings
 from streams.stack import launcher, process
 from streams.stack.build import Artifacts, ensure_kafka
-from streams.stack.components import KAFKA_CONTROLLER_PORT_OFFSET, Kafka
+from streams.stack.components import KAFKA_CONTROLLER_PORT_OFFSET, Kafka, kafka_nodes
 
 
 def broker_port() -> int:
@@ -24,13 +27,21 @@ def broker_port() -> int:
     return launcher.free_port_range(KAFKA_CONTROLLER_PORT_OFFSET + 1)
 
 
-class Broker:
-    """One private Kafka broker (KRaft, combined broker and controller)."""
+def kafka_artifacts(settings: Settings) -> Artifacts:
+    none = Path("/nonexistent")  # Kafka's config and command line use only the jars
+    return Artifacts(ensure_kafka(settings.cache_dir), none, none, none)
 
-    def __init__(self, settings: Settings) -> None:
-        self.kafka = Kafka(settings)
-        none = Path("/nonexistent")  # Kafka's config and command line use only the jars
-        self.artifacts = Artifacts(ensure_kafka(settings.cache_dir), none, none, none)
+
+class Broker:
+    """One private Kafka node (KRaft, combined broker and controller)."""
+
+    def __init__(self, settings: Settings, node: Kafka | None = None) -> None:
+        self.kafka = Kafka(settings) if node is None else node
+        self.artifacts = kafka_artifacts(settings)
+
+    @property
+    def node_id(self) -> int:
+        return self.kafka.node_id
 
     def pid(self) -> int | None:
         return process.running_pid(self.kafka.files, self.kafka.marker)
@@ -44,11 +55,12 @@ class Broker:
         return started
 
     async def wait_healthy(self, timeout_s: float = 60.0) -> float:
-        """Wait until the broker answers metadata requests; the monotonic time it did."""
+        """Wait until the node answers metadata requests as a registered broker; the
+        monotonic time it did."""
         await asyncio.to_thread(
             launcher.wait_until,
             self.kafka.healthy,
-            what="Kafka",
+            what=self.kafka.name,
             timeout_s=timeout_s,
             alive=lambda: self.pid() is not None,
             log_file=self.kafka.files.log_file,
@@ -58,7 +70,7 @@ class Broker:
 
     def _kill(self, sig: signal.Signals, timeout_s: float) -> None:
         pid = self.pid()
-        assert pid is not None, "broker is not running"
+        assert pid is not None, f"{self.kafka.name} is not running"
         launcher.signal_group(pid, sig)
         assert launcher.wait_gone(pid, timeout_s), f"broker ignored {sig.name} for {timeout_s}s"
 
@@ -77,20 +89,24 @@ class PrivateKafka:
     broker: Broker
 
 
+def _private_values(base: Settings, work_dir: Path, first_port: int) -> dict[str, Any]:
+    return {
+        "stack_dir": work_dir / "stack",
+        "cache_dir": base.cache_dir,
+        "kafka_bootstrap_servers": f"127.0.0.1:{first_port}",
+        "kafka_heap": "512m",
+        "topic_prefix": f"restart.{uuid.uuid4().hex[:8]}.",
+        "events_partitions": 4,
+    }
+
+
 @asynccontextmanager
 async def running_private_kafka(
     base: Settings, work_dir: Path, **overrides: Any
 ) -> AsyncIterator[PrivateKafka]:
     """A single broker of our own on free ports, its files under ``work_dir``;
     ``overrides`` go into the returned settings (which name the broker)."""
-    values: dict[str, Any] = {
-        "stack_dir": work_dir / "stack",
-        "cache_dir": base.cache_dir,
-        "kafka_bootstrap_servers": f"127.0.0.1:{broker_port()}",
-        "kafka_heap": "512m",
-        "topic_prefix": f"restart.{uuid.uuid4().hex[:8]}.",
-        "events_partitions": 4,
-    }
+    values = _private_values(base, work_dir, broker_port())
     values.update(overrides)
     private = Settings(**values)
     broker = Broker(private)
@@ -101,3 +117,58 @@ async def running_private_kafka(
     finally:
         await asyncio.to_thread(broker.down)
     assert broker.pid() is None
+
+
+@dataclass
+class PrivateCluster:
+    """A private cluster: its settings (every broker in the bootstrap list, replication
+    and min.insync.replicas as for the local stack) and its nodes, node 1 first."""
+
+    settings: Settings
+    brokers: list[Broker]
+
+    def broker(self, node_id: int) -> Broker:
+        return self.brokers[node_id - 1]
+
+    def down(self) -> None:
+        """Every node at once, as `agentmem stack down` stops them."""
+        nodes = [b.kafka for b in self.brokers]
+        process.stop_together([(n.files, n.marker) for n in nodes], timeout_s=30.0)
+
+
+@asynccontextmanager
+async def running_private_cluster(
+    base: Settings, work_dir: Path, brokers: int = 3, **overrides: Any
+) -> AsyncIterator[PrivateCluster]:
+    """``brokers`` Kafka nodes of our own on consecutive free ports (broker and
+    controller listener each), started together, its files under ``work_dir``."""
+    first = launcher.free_port_range(KAFKA_PORTS_PER_BROKER * brokers)
+    values = {**_private_values(base, work_dir, first), "kafka_brokers": brokers}
+    values.update(overrides)
+    private = Settings(**values)
+    cluster = PrivateCluster(private, [Broker(private, node) for node in kafka_nodes(private)])
+    try:
+        for broker in cluster.brokers:  # formatted one by one: they share a cluster id
+            await broker.start()
+        await asyncio.gather(*(b.wait_healthy(timeout_s=90.0) for b in cluster.brokers))
+        yield cluster
+    finally:
+        await asyncio.to_thread(cluster.down)
+    assert all(b.pid() is None for b in cluster.brokers)
+
+
+async def in_sync_replicas(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> how many replicas are in sync, for every partition of
+    ``topics``; a partition the broker did not describe is missing."""
+    admin = clients.kafka_admin(settings)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return {
+        (d["topic"], p["partition"]): len(p["isr"])
+        for d in described
+        if not d.get("error_code")
+        for p in d["partitions"]
+    }
