@@ -44,7 +44,7 @@ prereqs: ## install Java, Maven and Prometheus with apt-get when missing; check 
 	  echo "prereqs: $$(go env GOVERSION) is too old to build Weaviate; install Go 1.24+ (go.dev/dl)" >&2; exit 1; \
 	fi
 
-setup: prereqs $(STAMP) ## prerequisites, .venv with the project, then Kafka jars, Weaviate, Prometheus and the model pack
+setup: prereqs $(STAMP) ## prerequisites, .venv with the project, then Kafka jars, Weaviate, Prometheus, the model pack and the local LLM (runtime and 0.5B model)
 	$(BIN)/agentmem stack build
 
 up: setup ## start the local stack (Kafka, Weaviate, Prometheus)
@@ -58,6 +58,9 @@ status: ## health, port and pid of each stack component
 
 demo: setup ## bring the stack up and run the demo
 	$(BIN)/agentmem demo
+
+demo-llm: setup ## the demo with intelligent mode on a local Qwen2.5-Coder model (stack up --llm)
+	$(BIN)/agentmem demo --llm
 
 test: setup ## run unit and integration tests against the real local stack
 	$(BIN)/pytest tests/unit tests/integration
@@ -87,4 +90,4 @@ clean-state: down ## stop the stack and delete its data (.stack/, or AGENTMEM_ST
 	@dir=$$($(BIN)/python -c 'from streams.settings import Settings; print(Settings().stack_dir)') && \
 	  test -n "$$dir" && echo "rm -rf $$dir" && rm -rf "$$dir"
 
-.PHONY: help prereqs setup up down status demo test unit lint fmt bench dashboards clean-state
+.PHONY: help prereqs setup up down status demo demo-llm test unit lint fmt bench dashboards clean-state

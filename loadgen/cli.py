@@ -61,6 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_bench_arguments(
         sub.add_parser("bench", help="run the benchmarks; writes bench-results.json and .md")
     )
+    quality = sub.add_parser(
+        "quality",
+        help="decision accuracy, fact recall and importance agreement of the configured LLM "
+        "(AGENTMEM_LLM_*) on the labeled set",
+    )
+    quality.add_argument("--out", type=Path, help="also write the scores as JSON")
     args = parser.parse_args(argv)
 
     if args.command == "fake-llm":
@@ -86,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_replay(args)
         if args.command == "report":
             return _run_report(args)
+        if args.command == "quality":
+            return _run_quality(args)
         return _run_bench(args)
     except (ValueError, ValidationError) as exc:
         parser.error(str(exc))
@@ -325,3 +333,17 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _run_quality(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from loadgen.quality.render import as_json, render_markdown
+    from loadgen.quality.run import run_quality
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    run = asyncio.run(run_quality(Settings()))
+    sys.stdout.write(render_markdown(run))
+    if args.out is not None:
+        args.out.write_text(json.dumps(as_json(run), indent=2) + "\n")
+    return 0

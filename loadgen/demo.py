@@ -24,6 +24,7 @@ from streams.client.publisher import EventPublisher
 from streams.client.topics import Topics, partitions_of
 from streams.settings import Settings
 from streams.stack import supervisor
+from streams.stack.llm_server import LOCAL_TUNING, LlamaServer
 from streams.stack.worker_daemon import ensure_fake_llm, ensure_worker
 
 DEMO_EVENTS = 2_000
@@ -181,15 +182,33 @@ def intelligent_demo(settings: Settings) -> None:
         print(f"    {r['decision'] or '-':<6} importance {r['importance'] or 0:.2f}  {doc.content}")
 
 
-def run(settings: Settings) -> int:
+def with_local_llm(settings: Settings) -> Settings:
+    """The settings pointed at the stack's local LLM server, tuned for it."""
+    server = LlamaServer(settings)
+    return settings.model_copy(
+        update={"llm_base_url": server.base_url, "llm_model": server.alias, **LOCAL_TUNING}
+    )
+
+
+def run(settings: Settings, llm: bool = False) -> int:
+    """The demo; ``llm``: intelligent mode on the local model (`stack up --llm`)
+    instead of the fake."""
     try:
-        outcome = supervisor.up(settings)
-        outcome["fake LLM"] = ensure_fake_llm(settings)
+        outcome = supervisor.up(settings, llm=llm)
+        if llm:
+            settings = with_local_llm(settings)
+        else:
+            outcome["fake LLM"] = ensure_fake_llm(settings)
         outcome["worker"] = ensure_worker(settings)
     except (supervisor.StackError, RuntimeError) as exc:
         print(f"demo could not start the stack:\n{exc}")
         return 1
     print("Local stack: " + ", ".join(f"{k} {v}" for k, v in outcome.items()))
+    if llm and outcome["worker"] == "reused":
+        print(
+            "  note: a worker was running already and keeps its own LLM settings; "
+            "`agentmem stack down` first to have it use the local model"
+        )
     seed = int(time.time())
     docs = list(synth_events(SynthConfig(count=DEMO_EVENTS, tenants=DEMO_TENANTS, seed=seed)))
     print(f"\nPublishing {len(docs)} memory events over {DEMO_TENANTS} tenants ...")

@@ -24,7 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     stack_cli.add_parser(sub)
-    sub.add_parser("demo", help="bring the stack up and run the main job on sample data")
+    demo = sub.add_parser("demo", help="bring the stack up and run the main job on sample data")
+    demo.add_argument(
+        "--llm",
+        action="store_true",
+        help="intelligent mode on the local model (`stack up --llm`) instead of the fake",
+    )
     sub.add_parser("worker", help="run the index agent (consumes memory.events)")
     api = sub.add_parser("api", help="run the HTTP API")
     api.add_argument("--host")
@@ -68,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from loadgen import demo  # the demo's load generator and sample data
 
-        return demo.run(settings)
+        return demo.run(settings, llm=args.llm)
     if args.command == "api":
         from streams.http.app import run_api
 

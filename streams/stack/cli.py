@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from streams.settings import Settings
 from streams.stack import build, supervisor
 from streams.stack.build import BuildError
+from streams.stack.llm_model import LlmModelError, ensure_llm_model
+from streams.stack.llm_runtime import LlmRuntimeError, ensure_llm_runtime
+from streams.stack.llm_server import LlamaServer
 from streams.stack.modelpack import ModelPackError, ensure_pack
+from streams.stack.wheels import WheelError
+
+BUILD_ERRORS = (BuildError, ModelPackError, LlmModelError, LlmRuntimeError, WheelError)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,13 +25,26 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     build = actions.add_parser("build", help="fetch or build every component into the cache")
     build.add_argument(
         "--component",
-        choices=["all", "kafka", "weaviate", "prometheus", "model-pack"],
+        choices=[
+            "all",
+            "kafka",
+            "weaviate",
+            "prometheus",
+            "model-pack",
+            "llm-runtime",
+            "llm-model",
+        ],
         default="all",
         help="build one component only",
     )
     up = actions.add_parser("up", help="start the stack (reuses running components)")
     up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for health")
     kafka_brokers_option(up)
+    up.add_argument(
+        "--llm",
+        action="store_true",
+        help="also the local LLM server (Qwen2.5-Coder of AGENTMEM_LLM_LOCAL_SIZE)",
+    )
     actions.add_parser("down", help="stop the components this stack started")
     kafka_brokers_option(
         actions.add_parser("status", help="health, port and pid of each component")
@@ -48,9 +68,19 @@ def build_components(settings: Settings, component: str) -> dict[str, Path]:
         "weaviate": lambda: build.ensure_weaviate(cache),
         "prometheus": build.ensure_prometheus,
         "model-pack": lambda: ensure_pack(cache),
+        "llm-model": lambda: ensure_llm_model(cache, settings.llm_local_size),
     }
-    chosen = steps if component == "all" else {component: steps[component]}
-    return {name: step() for name, step in chosen.items()}
+    if component == "llm-runtime":
+        return {component: ensure_llm_runtime(cache)}
+    if component != "all":
+        return {component: steps[component]()}
+    # The runtime's compile overlaps the other steps, which mostly wait on the network
+    # (and Weaviate's cold build, which shares the two cores).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        building = pool.submit(ensure_llm_runtime, cache)  # minutes of CPU, cached
+        built = {name: step() for name, step in steps.items()}
+        built["llm-runtime"] = building.result()
+    return built
 
 
 def print_status(settings: Settings) -> bool:
@@ -67,7 +97,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if action == "build":
         try:
             built = build_components(settings, args.component)
-        except (BuildError, ModelPackError) as exc:
+        except BUILD_ERRORS as exc:
             print(f"stack build failed: {exc}")
             return 1
         for name, path in built.items():
@@ -75,8 +105,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if action == "up":
         try:
-            outcome = supervisor.up(settings, timeout_s=args.timeout)
-        except supervisor.StackError as exc:
+            outcome = supervisor.up(settings, timeout_s=args.timeout, llm=args.llm)
+        except (supervisor.StackError, *BUILD_ERRORS) as exc:
             print(f"stack up failed:\n{exc}")
             return 1
         for name, what in outcome.items():
@@ -88,6 +118,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 f"\nKafka runs {n} brokers ({servers}); give every process (worker, API, "
                 f"clients) AGENTMEM_KAFKA_BROKERS={n} (or AGENTMEM_KAFKA_BOOTSTRAP_SERVERS)"
             )
+        if args.llm:
+            print("\nPoint a worker at the local LLM with:")
+            for key, value in LlamaServer(settings).worker_env().items():
+                print(f"  export {key}={value}")
         return 0
     if action == "down":
         for name, what in supervisor.down(settings).items():

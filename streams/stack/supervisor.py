@@ -18,6 +18,7 @@ from streams.stack.components import (
     kafka_nodes,
 )
 from streams.stack.launcher import port_open, port_released
+from streams.stack.llm_server import LlamaServer
 from streams.stack.worker_daemon import stop_fake_llm, stop_worker
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,16 @@ class ComponentStatus:
     log_file: str
 
 
+def stack_components(settings: Settings, llm: bool) -> list[Component]:
+    """The stack's components, with the local LLM server when ``llm``."""
+    return [*components(settings), *([LlamaServer(settings)] if llm else [])]
+
+
 def status(settings: Settings) -> list[ComponentStatus]:
     rows = []
-    for comp in components(settings):
+    llm = LlamaServer(settings)
+    # the LLM server shows only while it runs: it is not part of every stack
+    for comp in stack_components(settings, process.running_pid(llm.files, llm.marker) is not None):
         pid = process.running_pid(comp.files, comp.marker)
         if comp.healthy():
             state = "healthy" if pid is not None else "foreign"
@@ -97,13 +105,14 @@ def _wait_healthy(pending: list[Component], timeout_s: float) -> list[Component]
     return pending
 
 
-def up(settings: Settings, timeout_s: float = 180.0) -> dict[str, str]:
-    """Start what is not running, reuse what is; return component -> 'started'|'reused'."""
+def up(settings: Settings, timeout_s: float = 180.0, *, llm: bool = False) -> dict[str, str]:
+    """Start what is not running, reuse what is; return component -> 'started'|'reused'.
+    ``llm``: the local LLM server too (built into the cache first if need be)."""
     _refuse_other_kafka(settings)
     artifacts = ensure_all(settings.cache_dir)
     outcome: dict[str, str] = {}
     to_wait: list[Component] = []
-    for comp in components(settings):
+    for comp in stack_components(settings, llm):
         pid = process.running_pid(comp.files, comp.marker)
         if pid is not None:
             outcome[comp.name] = "reused"
@@ -145,7 +154,7 @@ def down(settings: Settings) -> dict[str, str]:
     """Stop the components we started, in reverse order; leave anything else alone."""
     outcome = {"worker": "stopped" if stop_worker(settings) else "not running"}
     outcome["fake-llm"] = "stopped" if stop_fake_llm(settings) else "not running"
-    for comp in reversed(components(settings)):
+    for comp in reversed(stack_components(settings, llm=True)):
         if isinstance(comp, Kafka):
             continue  # below, every node at once
         stopped = process.stop(comp.files, comp.marker, timeout_s=45.0)

@@ -4,6 +4,7 @@ already run, and waited for through the launcher's one readiness loop."""
 
 from __future__ import annotations
 
+import os
 import sys
 from urllib.parse import urlsplit
 
@@ -37,7 +38,8 @@ def ensure_worker(settings: Settings, timeout_s: float = 120.0) -> str:
     files = worker_files(settings)
     outcome = "reused"
     if process.running_pid(files, MARKER) is None:
-        process.start([sys.executable, "-m", "streams.cli", "worker"], files)
+        env = settings.child_env(os.environ)  # the demo's settings, whatever they came from
+        process.start([sys.executable, "-m", "streams.cli", "worker"], files, env=env)
         outcome = "started"
     url = f"http://127.0.0.1:{settings.worker_metrics_port}/metrics"
     launcher.wait_until(

@@ -515,3 +515,22 @@ def test_dumps_compact_survives_what_json_refuses() -> None:
         "n": 1,
     }
     assert json.loads(dumps_compact({(1, 2): T0})) == {"(1, 2)": str(T0)}
+
+
+def test_dead_letter_context_is_kept_cut_and_dropped_when_small() -> None:
+    source = SourceRef("memory.enrich", 0, 3)
+    raw_answer = '{"results": [' + "x" * 10_000
+    context = {"facts_answer": raw_answer, "decision_answer": "not json"}
+    record = dead_letter_record(
+        "enrich", "invalid_answer", "d", source, b"t", b"{}", T0, context=context
+    )
+    doc = json.loads(record.value)
+    assert doc["context"]["decision_answer"] == "not json"
+    assert doc["context"]["facts_answer"].startswith('{"results": [xxx')
+    assert len(doc["context"]["facts_answer"]) < 4200
+    plain = json.loads(dead_letter_record("enrich", "r", "d", source, b"t", b"{}", T0).value)
+    assert "context" not in plain
+    small = dead_letter_record(
+        "enrich", "r", "d", source, b"t", b"v" * 20_000, T0, max_bytes=8192, context=context
+    )
+    assert len(small.value) <= 8192

@@ -1,0 +1,1 @@
+"""`loadgen quality`: how well the configured LLM enriches memories, on a labeled set."""
