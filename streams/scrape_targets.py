@@ -28,17 +28,34 @@ def targets_dir(settings: Settings) -> Path:
     return settings.stack_dir / "prometheus" / "targets"
 
 
-def _path(settings: Settings, name: str) -> Path:
+def workers_dir(settings: Settings) -> Path:
+    """Where workers register themselves: the local stack's ``agentmem-worker`` job reads
+    it (each worker on whatever port it got), so any number of them is scraped."""
+    return targets_dir(settings) / WORKERS
+
+
+#: The subfolder of :func:`targets_dir` of the workers' own target files.
+WORKERS = "workers"
+
+
+def _path(settings: Settings, name: str, folder: str | None = None) -> Path:
     if not _NAME.fullmatch(name):
         raise ValueError(f"target file names hold letters, digits, '.', '_', '-': {name!r}")
-    return targets_dir(settings) / f"{name}.json"
+    base = targets_dir(settings) if folder is None else targets_dir(settings) / folder
+    return base / f"{name}.json"
 
 
 def register(
-    settings: Settings, name: str, addresses: Sequence[str], labels: Mapping[str, str]
+    settings: Settings,
+    name: str,
+    addresses: Sequence[str],
+    labels: Mapping[str, str],
+    *,
+    folder: str | None = None,
 ) -> Path:
-    """Write (atomically) the target file `name`: Prometheus scrapes `addresses` from now on."""
-    path = _path(settings, name)
+    """Write (atomically) the target file `name` (in ``folder`` of the targets dir):
+    Prometheus scrapes `addresses` from now on."""
+    path = _path(settings, name, folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     groups = [{"targets": list(addresses), "labels": dict(labels)}]
     tmp = path.with_name(f".{path.name}.tmp")  # not *.json: Prometheus never reads it half written
@@ -47,10 +64,10 @@ def register(
     return path
 
 
-def unregister(settings: Settings, name: str) -> bool:
+def unregister(settings: Settings, name: str, *, folder: str | None = None) -> bool:
     """Remove the target file `name`; whether there was one."""
     try:
-        _path(settings, name).unlink()
+        _path(settings, name, folder).unlink()
     except FileNotFoundError:
         return False
     return True

@@ -25,6 +25,7 @@ from processors.core.health import Health
 from processors.core.llm_prompts import PromptKind
 from processors.core.validation import Limits
 from processors.metrics import Metrics
+from processors.ports import StateWrite
 from processors.stages.enrich import EnrichConfig, EnrichStage
 from processors.stages.enrich_processor import Processor
 from processors.stages.index import IndexConfig, IndexStage
@@ -32,6 +33,7 @@ from processors.stages.object_writes import WritePolicy
 from streams import clients
 from streams.client.topics import Topics
 from streams.service.state import LocalCache, PartitionedState
+from streams.service.state_rebuild import committed_offsets, replay_partition
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -88,6 +90,7 @@ class Resources:
             self._started_producer,
             lambda: clients.follower_consumer(settings, from_beginning=True),
             metrics,
+            recover=self._recover_partition,
         )
         self.cache = LocalCache(state_dir / "llm_cache")
         self.write_lock = asyncio.Lock()
@@ -100,6 +103,17 @@ class Resources:
         self._breaker: CircuitBreaker | None = None
         self._closers: tuple[Callable[[], Awaitable[None]], ...] = ()
         self._closed = False
+
+    async def _recover_partition(self, partition: int) -> tuple[list[StateWrite], int] | None:
+        """States of a partition recomputed from memory.events, up to where the group
+        applied it; None when it never did."""
+        committed = (await committed_offsets(self.settings)).get(partition, -1)
+        if committed <= 0:
+            return None
+        writes, _ = await replay_partition(
+            self.settings, partition, committed, limits_of(self.settings)
+        )
+        return writes, committed - 1
 
     def _started_producer(self) -> ResilientProducer:
         if self._producer is None:

@@ -30,7 +30,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -67,6 +67,12 @@ def _applied_key(partition: int) -> bytes:
     return b"a" + _part(partition)
 
 
+#: Recomputes a partition's states from memory.events when the changelog has none of
+#: it though the group applied it: (states, applied offset), or None when the group
+#: never applied the partition (streams/service/state_rebuild.py).
+Recover = Callable[[int], Awaitable[tuple[list[StateWrite], int] | None]]
+
+
 def encode_state(state: MemoryState) -> bytes:
     return json.dumps(state.to_dict(), separators=(",", ":")).encode()
 
@@ -86,11 +92,13 @@ class PartitionedState:
         producer: Callable[[], ResilientProducer],
         consumer: Callable[[], AIOKafkaConsumer],
         metrics: Metrics,
+        recover: Recover | None = None,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = Rdict(str(path), options=Options(raw_mode=True))
         self.changelog = changelog
         self._producer, self._consumer = producer, consumer
+        self._recover = recover
         self.metrics = metrics
         self._ready: set[int] = set()
         self._lock = asyncio.Lock()
@@ -115,6 +123,8 @@ class PartitionedState:
             for partition in sorted(missing):
                 if partition not in self._ready:
                     await self._restore(partition)
+                    if self.applied_through(partition) < 0:
+                        await self._recover_from_log(partition)
                     self._ready.add(partition)
 
     # -- reads and commits ------------------------------------------------------------
@@ -208,6 +218,24 @@ class PartitionedState:
             "in %.3fs",
             partition, records, local, end, seconds,
         )  # fmt: skip
+
+    async def _recover_from_log(self, partition: int) -> None:
+        """The changelog knows nothing of ``partition``: if the group applied it all the
+        same (the changelog was lost), its states are recomputed from memory.events
+        rather than starting empty."""
+        if self._recover is None:
+            return
+        started = time.monotonic()
+        recovered = await self._recover(partition)
+        if recovered is None:
+            return
+        writes, applied = recovered
+        log.error(
+            "memory_state partition %d: the changelog %s holds nothing of it, but the group "
+            "applied it up to offset %d; recomputed %d state(s) from memory.events in %.1fs",
+            partition, self.changelog, applied, len(writes), time.monotonic() - started,
+        )  # fmt: skip
+        await self.commit(writes, {partition: applied})
 
     async def _read(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int

@@ -14,7 +14,7 @@ import errno
 import logging
 import os
 import socket
-from collections.abc import Set
+from collections.abc import Callable, Set
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -186,10 +186,12 @@ class AgentMemWorker(faust.Worker):  # faust is untyped
 
 def serve_health(
     settings: Settings, slot: Slot, registry: CollectorRegistry, health: Health, metrics: Metrics
-) -> ThreadingHTTPServer:
+) -> tuple[ThreadingHTTPServer, Callable[[], None]]:
     """/metrics, /healthz and /readyz on the configured port, or on a free one when
-    another worker of this host holds it; a worker on another port writes a target
-    file for Prometheus' file_sd (named for its slot, so a restart replaces it)."""
+    another worker of this host holds it. Under a local stack (its Prometheus watches
+    ``<stack_dir>/prometheus/targets/``) the worker registers its address there, named
+    for its group, host and slot (a restart replaces the file); returns the server and
+    what removes the registration."""
     host, port = settings.metrics_host, settings.worker_metrics_port
     try:
         server = start_health_server(host, port, registry, health, metrics)
@@ -197,14 +199,19 @@ def serve_health(
         if exc.errno != errno.EADDRINUSE:
             raise
         server = start_health_server(host, 0, registry, health, metrics)
+        log.warning("port %d is taken; metrics on port %d", port, server.server_address[1])
     bound = server.server_address[1]
-    if bound != port:
-        name = f"worker-{socket.gethostname()}-slot-{slot.index}"
-        target = f"{host}:{bound}"
-        scrape_targets.register(settings, name, [target], {"job": "agentmem-worker"})
-        log.warning("port %d is taken; serving metrics on %s (Prometheus file_sd)", port, target)
     log.info("metrics, /healthz and /readyz on http://%s:%d", host, bound)
-    return server
+    if not scrape_targets.targets_dir(settings).is_dir():
+        return server, lambda: None
+    name = f"{settings.worker_id}-{socket.gethostname()}-slot-{slot.index}"
+    folder = scrape_targets.WORKERS
+    scrape_targets.register(settings, name, [f"{host}:{bound}"], {}, folder=folder)
+
+    def unregister() -> None:
+        scrape_targets.unregister(settings, name, folder=folder)
+
+    return server, unregister
 
 
 def run_worker(settings: Settings) -> int:
@@ -221,7 +228,12 @@ def run_worker(settings: Settings) -> int:
     registry = CollectorRegistry()
     health = Health(batch_stall_s=settings.liveness_batch_stall_s)
     app, resources = build_worker_app(settings, registry, health, slot.path)
-    serve_health(settings, slot, registry, health, resources.metrics)
+    _, unregister = serve_health(settings, slot, registry, health, resources.metrics)
+
+    async def unregister_target() -> None:
+        unregister()
+
+    resources.on_close(unregister_target)
     worker = AgentMemWorker(app, resources, loop=loop, loglevel="WARNING", quiet=True)
     worker.execute_from_commandline()
     return 0

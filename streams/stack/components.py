@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import yaml
 
-from streams.scrape_targets import targets_dir
+from streams.scrape_targets import WORKERS, targets_dir
 from streams.settings import Settings
 from streams.stack.build import Artifacts, kafka_libs_dir, weaviate_bin_path
 from streams.stack.launcher import http_ok, port_open
@@ -381,7 +381,6 @@ class Prometheus(Component):
         config: dict[str, Any] = yaml.safe_load((source_dir / "prometheus.yml").read_text())
         ports = {
             "prometheus": self.settings.prometheus_port,
-            "agentmem-worker": self.settings.worker_metrics_port,
             "agentmem-api": self.settings.api_port,
             "weaviate": self.settings.weaviate_metrics_port,
         }
@@ -393,6 +392,11 @@ class Prometheus(Component):
                         f"scrape job {name!r} has no local port (Prometheus.local_config)"
                     )
                 job["static_configs"] = [{"targets": [f"127.0.0.1:{ports[name]}"]}]
+            if job.pop("dns_sd_configs", None) is not None:
+                # compose's replicas by DNS; here, the files the workers write themselves
+                pattern = str(self.targets_dir / WORKERS / "*.json")
+                job["file_sd_configs"] = [{"files": [pattern], "refresh_interval": "5s"}]
+                continue
             for sd in job.get("file_sd_configs", []):
                 sd["files"] = [str(self.home / pattern) for pattern in sd["files"]]
         config["rule_files"] = [str(source_dir / pattern) for pattern in config["rule_files"]]

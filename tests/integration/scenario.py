@@ -51,6 +51,10 @@ class Expected:
     history_keys: set[str] = field(default_factory=set)
     applied_event_ids: set[str] = field(default_factory=set)
     invalid: dict[bytes, str] = field(default_factory=dict)  # raw value -> reason
+    # history keys an erase tombstoned (their latest record is None)
+    erased_history_keys: set[str] = field(default_factory=set)
+    # events published a second time (same bytes): acknowledged as duplicates
+    resent_event_ids: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -105,12 +109,24 @@ def _invalid(kind: str, tenant: str, rng: random.Random) -> bytes:
     return json.dumps(base).encode()
 
 
-def generate(n: int, tenants: int, seed: int, invalid_ratio: float = 0.05) -> Scenario:
+def generate(
+    n: int,
+    tenants: int,
+    seed: int,
+    invalid_ratio: float = 0.05,
+    *,
+    erase_ratio: float = 0.0,
+    resend_ratio: float = 0.0,
+) -> Scenario:
+    """``n`` events over ``tenants`` tenants: adds, updates, deletes and, with the
+    ratios, erases (of a live or deleted memory) and valid events sent once more."""
     rng = random.Random(seed)
     names = [f"tenant-{seed}-{i:03d}" for i in range(tenants)]
     live: dict[str, dict[str, tuple[str, int]]] = {t: {} for t in names}
+    gone: dict[str, dict[str, int]] = {t: {} for t in names}  # deleted, not erased
     exp = Expected()
     events: list[tuple[bytes, bytes]] = []
+    sent: list[tuple[bytes, bytes, str]] = []
     counter = 0
     kinds = list(INVALID_KINDS)
     for i in range(n):
@@ -121,9 +137,23 @@ def generate(n: int, tenants: int, seed: int, invalid_ratio: float = 0.05) -> Sc
             exp.invalid[raw] = INVALID_KINDS[kind]
             events.append((tenant.encode(), raw))
             continue
+        if sent and rng.random() < resend_ratio:
+            key, value, event_id = rng.choice(sent)
+            exp.resent_event_ids.add(event_id)
+            events.append((key, value))
+            continue
         memories = live[tenant]
         roll = rng.random()
-        if not memories or roll < 0.55:
+        if erase_ratio and roll < erase_ratio and (memories or gone[tenant]):
+            pool = sorted(memories) + sorted(gone[tenant])
+            mid = rng.choice(pool)
+            before = memories.pop(mid)[1] if mid in memories else gone[tenant].pop(mid)
+            version = before + 1
+            doc = _event("memory.erase", tenant, mid, None, rng)
+            for v in range(1, version):
+                exp.history_keys.discard(f"{tenant}/{mid}/{v}")
+                exp.erased_history_keys.add(f"{tenant}/{mid}/{v}")
+        elif not memories or roll < 0.55:
             counter += 1
             mid = f"mem-{counter}"
             content = f"{rng.choice(SUBJECTS)} (note {counter})"
@@ -139,10 +169,33 @@ def generate(n: int, tenants: int, seed: int, invalid_ratio: float = 0.05) -> Sc
         else:
             mid = rng.choice(sorted(memories))
             version = memories.pop(mid)[1] + 1
+            gone[tenant][mid] = version
             doc = _event("memory.delete", tenant, mid, None, rng)
         exp.versions[(tenant, mid)] = version
         exp.history_keys.add(f"{tenant}/{mid}/{version}")
         exp.applied_event_ids.add(str(doc["event_id"]))
-        events.append((tenant.encode(), json.dumps(doc).encode()))
+        value = json.dumps(doc).encode()
+        events.append((tenant.encode(), value))
+        sent.append((tenant.encode(), value, str(doc["event_id"])))
     exp.live = {t: m for t, m in live.items() if m}
+    return Scenario(events, exp)
+
+
+def long_lived(tenant: str, memory_id: str, changes: int, seed: int) -> Scenario:
+    """One memory changed ``changes`` times (an add, then updates), then erased."""
+    rng = random.Random(seed)
+    exp = Expected()
+    events: list[tuple[bytes, bytes]] = []
+    for version in range(1, changes + 2):
+        if version == 1:
+            doc = _event("memory.add", tenant, memory_id, "first words", rng)
+        elif version <= changes:
+            doc = _event("memory.update", tenant, memory_id, f"words, take {version}", rng)
+        else:
+            doc = _event("memory.erase", tenant, memory_id, None, rng)
+        exp.applied_event_ids.add(str(doc["event_id"]))
+        exp.versions[(tenant, memory_id)] = version
+        events.append((tenant.encode(), json.dumps(doc).encode()))
+    exp.erased_history_keys = {f"{tenant}/{memory_id}/{v}" for v in range(1, changes + 1)}
+    exp.history_keys = {f"{tenant}/{memory_id}/{changes + 1}"}
     return Scenario(events, exp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import glob
 import json
 from pathlib import Path
 from typing import Any
@@ -49,26 +50,37 @@ def test_prometheus_local_config_points_at_loopback(tmp_path: Path) -> None:
         for job in config["scrape_configs"]
         if "static_configs" in job
     }
-    assert targets["agentmem-worker"] == ["127.0.0.1:9200"]
+    assert "agentmem-worker" not in targets  # workers register themselves, any number
     assert targets["prometheus"] == ["127.0.0.1:9090"]
+    [workers] = [j for j in config["scrape_configs"] if j["job_name"] == "agentmem-worker"]
+    assert "dns_sd_configs" not in workers
+    assert workers["file_sd_configs"][0]["files"] == [
+        str(tmp_path / "prometheus" / "targets" / "workers" / "*.json")
+    ]
     assert all(Path(p).is_absolute() for p in config["rule_files"])
 
 
 def test_prometheus_watches_the_folder_scrape_targets_are_written_to(tmp_path: Path) -> None:
     settings = Settings(stack_dir=tmp_path)
     config = Prometheus(settings).local_config()
-    [pattern] = [
-        f
+    patterns = {
+        job["job_name"]: f
         for job in config["scrape_configs"]
         for sd in job.get("file_sd_configs", [])
         for f in sd["files"]
-    ]
+    }
+    pattern = patterns["agentmem-file-sd"]
     path = scrape_targets.register(settings, "bench-1", ["127.0.0.1:9311"], {"job": "bench"})
     assert fnmatch.fnmatch(str(path), pattern)
+    worker = scrape_targets.register(settings, "w", ["127.0.0.1:9"], {}, folder="workers")
+    # Prometheus globs as Go's filepath.Glob does: '*' stays within one folder
+    assert glob.glob(patterns["agentmem-worker"]) == [str(worker)]
+    assert glob.glob(pattern) == [str(path)]  # each file scraped by one job only
+    scrape_targets.unregister(settings, "w", folder="workers")
     assert json.loads(path.read_text()) == [
         {"targets": ["127.0.0.1:9311"], "labels": {"job": "bench"}}
     ]
-    assert [p.name for p in path.parent.iterdir()] == ["bench-1.json"]  # no temporary left
+    assert sorted(p.name for p in path.parent.iterdir()) == ["bench-1.json", "workers"]  # no temporary
     assert scrape_targets.unregister(settings, "bench-1")
     assert not path.exists()
     assert not scrape_targets.unregister(settings, "bench-1")
@@ -130,7 +142,9 @@ def test_committed_prometheus_scrapes_the_compose_services() -> None:
         for job in config["scrape_configs"]
         for static in job.get("static_configs", [])
         for t in static["targets"]
-    }
+    } | {name for job in config["scrape_configs"] for d in job.get("dns_sd_configs", [])
+         for name in d["names"]}  # fmt: skip
+    assert "worker" in hosts  # every replica of `--scale worker=N`, by DNS
     assert hosts - {"localhost"} <= set(_compose()["services"])
 
 
