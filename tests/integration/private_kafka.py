@@ -6,6 +6,7 @@ way the supervisor does). Their files live under the test's own directory."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 import uuid
@@ -129,6 +130,19 @@ class PrivateCluster:
 
     def broker(self, node_id: int) -> Broker:
         return self.brokers[node_id - 1]
+
+    def active_controller(self) -> int:
+        """The node id of the controller quorum's leader, as the running nodes last
+        recorded it (``quorum-state`` of the metadata log, highest epoch)."""
+        states = [
+            json.loads(path.read_text())
+            for b in self.brokers
+            if b.pid() is not None
+            and (path := b.kafka.home / "data" / "__cluster_metadata-0" / "quorum-state").exists()
+        ]
+        leader: int = max(states, key=lambda state: state["leaderEpoch"])["leaderId"]
+        assert leader > 0, f"no controller leader in {states}"
+        return leader
 
     def down(self) -> None:
         """Every node at once, as `agentmem stack down` stops them."""

@@ -311,7 +311,11 @@ async def test_one_broker_killed_mid_load_loses_and_doubles_nothing(
             dict.fromkeys(names, "2")
         )
         await wait_rejoined(settings, names, timeout_s=30)
-        victim = cluster.broker(await group_coordinator(settings))
+        # The worst broker to lose: the active controller (a new one is elected before
+        # the dead broker is fenced); whether it also coordinates the worker's group is
+        # reported.
+        coordinator = await group_coordinator(settings)
+        victim = cluster.broker(cluster.active_controller())
         worker_pid = worker.child.pid if worker.child else None
 
         with api_process(settings, tmp_path / "api.log") as url:
@@ -396,6 +400,8 @@ async def test_one_broker_killed_mid_load_loses_and_doubles_nothing(
         ]
         report = {
             "killed_broker": victim.node_id,
+            "killed_the_active_controller": True,
+            "killed_the_group_coordinator": victim.node_id == coordinator,
             "phases_s": {k: round(v, 1) for k, v in timeline.seconds().items()},
             "restart_to_healthy_s": round(healthy - started, 1),
             "healthy_to_in_sync_s": round(timeline.rejoined - timeline.restarted, 1),

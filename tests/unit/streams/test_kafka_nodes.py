@@ -38,6 +38,7 @@ def test_one_broker_is_the_node_it_always_was(tmp_path: Path) -> None:
     assert props["offsets.topic.replication.factor"] == "1"
     assert props["min.insync.replicas"] == "1"
     assert props["transaction.state.log.min.isr"] == "1"
+    assert "broker.session.timeout.ms" not in props
     assert [c.name for c in components(settings)] == ["kafka", "weaviate", "prometheus"]
 
 
@@ -65,6 +66,11 @@ def test_three_brokers_are_three_nodes_with_their_own_ports_and_files(tmp_path: 
         assert p["default.replication.factor"] == "3"
         assert p["min.insync.replicas"] == p["transaction.state.log.min.isr"] == "2"
         assert p["auto.create.topics.enable"] == "false"
+        # a dead broker is fenced (its leaderships moved) after 5 s, not Kafka's 9 s
+        assert (p["broker.heartbeat.interval.ms"], p["broker.session.timeout.ms"]) == (
+            "1000",
+            "5000",
+        )
     files = [(n.files.pid_file, n.files.log_file, n.config_path, n.marker) for n in nodes]
     assert len({f for group in files for f in group}) == 4 * len(nodes)
 
