@@ -213,7 +213,7 @@ class PartitionedState:
         self.metrics.state_restore_seconds.observe(seconds)
         self.metrics.state_restored_records.inc(records)
         self.restores.append((partition, records, seconds))
-        log.info(
+        log.warning(  # WARNING: faust keeps its workers' logs at that level
             "memory_state partition %d ready: %d changelog record(s) read (offsets %d..%d) "
             "in %.3fs",
             partition, records, local, end, seconds,
