@@ -64,6 +64,7 @@ class Metrics:
     state_restore_seconds: Histogram
     state_restored_records: Counter
     partitions_owned: Gauge
+    rebuild_lag: Gauge
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
@@ -260,6 +261,12 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
         partitions_owned=Gauge(
             "agentmem_partitions_owned",
             "memory.events partitions assigned to this worker",
+            registry=registry,
+        ),
+        rebuild_lag=Gauge(
+            "agentmem_rebuild_lag_events",
+            "Events of memory.events a rebuild has still to apply to its new generation",
+            ["generation"],
             registry=registry,
         ),
     )

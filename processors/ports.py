@@ -115,6 +115,11 @@ class VectorStore(Protocol):
 
     async def delete(self, items: Sequence[DeleteItem]) -> dict[str, ObjectError]: ...
 
+    async def erase_kept(self, items: Sequence[DeleteItem]) -> dict[str, ObjectError]:
+        """Remove erased memories from the collection's other generations too (kept
+        after a rebuild, or being rebuilt); raises while they cannot be reached."""
+        ...
+
 
 class EnrichStore(Protocol):
     """The enrich stage's reads and writes of stored memories, inside one tenant."""

@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if chosen.truncated:
             print(f"skipped {chosen.truncated} dead letter(s) stored truncated (not resendable)")
         return 0
-    if args.command in ("group", "state"):
+    if args.command in ("group", "state", "rebuild"):
         return ops_cli.run(args, settings)
     if args.command == "worker":
         from streams.service.worker import run_worker

@@ -186,6 +186,7 @@ class FakeVectorStore:
         self.objects: dict[str, UpsertItem] = {}
         self.upsert_calls: list[list[UpsertItem]] = []
         self.delete_calls: list[list[DeleteItem]] = []
+        self.erased_kept: list[list[DeleteItem]] = []
         self.refuse = refuse or set()
         self.read_only = read_only or set()
         self.read_only_rounds = read_only_rounds
@@ -221,6 +222,10 @@ class FakeVectorStore:
                 self.objects.pop(item.uuid, None)
         self.read_only_rounds -= 1 if any(self._locked(i.uuid) for i in items) else 0
         return errors
+
+    async def erase_kept(self, items: Sequence[DeleteItem]) -> dict[str, ObjectError]:
+        self.erased_kept.append(list(items))
+        return {}
 
     @property
     def upserted(self) -> list[UpsertItem]:

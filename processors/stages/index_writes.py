@@ -75,6 +75,7 @@ class IndexWrites:
     ) -> None:
         self.embedder, self.metrics, self.health = embedder, metrics, health
         self.embed_batch, self.write_lock, self.now = embed_batch, write_lock, now
+        self.store, self.retry = store, retry
         self.writer = ObjectWriter(
             store, policy, retry, self._count_object_retries, sleep=sleep, rng=rng
         )
@@ -91,6 +92,7 @@ class IndexWrites:
         # Deletes go out even for memories the state never saw live: after a crash between
         # a Weaviate write and the state write, Weaviate can hold what the state does not.
         deletes = [a for a in finals if a.kind != Kind.UPSERT]
+        erase_keys = {a.key for a in deletes if a.kind == Kind.ERASE}
         vectors = await self._vectors(upserts)
         items, gone = object_items(upserts, vectors, deletes, self.now())
         async with self.write_lock:
@@ -98,6 +100,10 @@ class IndexWrites:
             failed = await self.writer.write(items, gone)
         self.metrics.stage_seconds.labels("weaviate_write").observe(time.perf_counter() - started)
         self.health.set_waiting("weaviate_object", None)
+        # An erase reaches every generation of the collection, not only the one served.
+        erased = [item for key, item in gone.values() if key not in failed and key in erase_keys]
+        if erased:
+            await self.retry("weaviate_erase_kept", lambda: self.store.erase_kept(erased))
         return failed
 
     async def _vectors(self, upserts: Sequence[Applied]) -> list[list[float]]:

@@ -82,9 +82,7 @@ async def reset_group(
         begin = await consumer.beginning_offsets(tps)
         end = await consumer.end_offsets(tps)
         if isinstance(to, datetime):
-            found = await consumer.offsets_for_times(
-                {tp: int(to.timestamp() * 1000) for tp in tps}
-            )
+            found = await consumer.offsets_for_times({tp: int(to.timestamp() * 1000) for tp in tps})
             targets = {tp: found[tp].offset if found.get(tp) else end[tp] for tp in tps}
         elif to == "earliest":
             targets = dict(begin)
@@ -92,9 +90,7 @@ async def reset_group(
             targets = dict(end)
         else:
             targets = {tp: min(max(int(to), begin[tp]), end[tp]) for tp in tps}
-        moves = [
-            OffsetMove(tp.partition, await consumer.committed(tp), targets[tp]) for tp in tps
-        ]
+        moves = [OffsetMove(tp.partition, await consumer.committed(tp), targets[tp]) for tp in tps]
         if apply:
             await consumer.commit({tp: OffsetAndMetadata(targets[tp], "") for tp in tps})
     finally:

@@ -1,6 +1,9 @@
-"""Operator commands: ``agentmem group reset`` and ``agentmem state rebuild``. Each prints
-what it will do and asks before doing it, unless ``--yes``. Not pure.
+"""Operator commands: ``agentmem rebuild``, ``agentmem group reset`` and ``agentmem state
+rebuild``. Each prints what it will do and asks before doing it, unless ``--yes``. Not pure.
 
+- ``rebuild [--batch-size N] [--drop-old]``: a new generation of the memory collection
+  from memory.events, served once caught up (streams/service/rebuild.py); a progress
+  line with rate and ETA, the lag on /metrics; resumes after a kill.
 - ``group reset --to earliest|latest|OFFSET|ISO-TIME``: moves the worker group's
   positions on memory.events (refused while workers of the group run).
 - ``state rebuild``: forgets the local copies of memory_state in this host's worker
@@ -19,6 +22,7 @@ import fcntl
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +51,14 @@ def _position(text: str) -> Position:
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rebuild_ = sub.add_parser(
+        "rebuild", help="rebuild the memory collection from memory.events, then serve it"
+    )
+    rebuild_.add_argument("--batch-size", type=int, default=256, help="events per batch")
+    rebuild_.add_argument(
+        "--drop-old", action="store_true", help="delete the previous generation once switched"
+    )
+    rebuild_.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     group = sub.add_parser("group", help="operator: the worker group's positions")
     group_sub = group.add_subparsers(dest="group_command", required=True)
     reset = group_sub.add_parser("reset", help="move the group's positions on memory.events")
@@ -77,6 +89,8 @@ def confirmed(yes: bool, ask: Callable[[str], str] = input) -> bool:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "rebuild":
+        return _rebuild(args, settings)
     if args.command == "group":
         return _group_reset(args, settings)
     return _state_rebuild(args, settings)
@@ -187,3 +201,62 @@ async def _rewrite_changelog(settings: Settings, applied: dict[int, int]) -> int
     finally:
         await producer.stop()
     return written
+
+
+def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from prometheus_client import CollectorRegistry
+
+    from processors.core.health import Health
+    from processors.metrics import build_metrics
+    from streams import scrape_targets
+    from streams.service.health_server import start_health_server
+    from streams.service.rebuild import Progress, RebuildRefused, rebuild
+
+    alias = settings.weaviate_collection
+    print(f"rebuild the collection behind alias {alias} from {settings.topic('memory.events')} "
+          f"(model {settings.embedding_model}, batch {args.batch_size}) into a new generation; "
+          f"switch {alias} to it once caught up; "
+          f"{'drop' if args.drop_old else 'keep'} the previous one")  # fmt: skip
+    if not confirmed(args.yes):
+        return 1
+    registry = CollectorRegistry()
+    metrics = build_metrics(registry)
+    server = start_health_server(settings.metrics_host, 0, registry, Health(), metrics)
+    address = f"{settings.metrics_host}:{server.server_address[1]}"
+    name = f"rebuild-{settings.worker_id}"
+    if scrape_targets.targets_dir(settings).is_dir():
+        scrape_targets.register(settings, name, [address], {"job": "agentmem-rebuild"})
+    print(f"metrics (agentmem_rebuild_lag_events) on http://{address}/metrics")
+    shown = [0.0]
+
+    def show(p: Progress) -> None:
+        now = time.monotonic()
+        if now - shown[0] < 0.5 and p.lag:
+            return
+        shown[0] = now
+        share = p.applied / p.total if p.total else 1.0
+        bar = "#" * int(share * 30)
+        eta = "-" if p.eta_s is None else f"{p.eta_s:.0f}s"
+        phase = "switched, finishing" if p.switched else "catching up"
+        sys.stderr.write(
+            f"\r{p.generation} [{bar:<30}] {p.applied:,}/{p.total:,} events "
+            f"{p.rate:,.0f}/s ETA {eta} lag {p.lag:,} ({phase})   "
+        )
+        sys.stderr.flush()
+
+    try:
+        done = asyncio.run(
+            rebuild(settings, metrics, batch_size=args.batch_size, drop_old=args.drop_old,
+                    progress=show)
+        )  # fmt: skip
+    except RebuildRefused as exc:
+        print(f"\nrebuild: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        server.shutdown()
+        scrape_targets.unregister(settings, name)
+    sys.stderr.write("\n")
+    kept = "dropped" if done.dropped else "kept"
+    print(f"{alias} now serves {done.generation} ({done.events:,} events in "
+          f"{done.seconds:.1f}s); previous generation {done.previous} {kept}")  # fmt: skip
+    return 0

@@ -41,7 +41,7 @@ from processors.core.state import MemoryState
 from processors.metrics import Metrics
 from processors.ports import StateWrite
 
-__all__ = ["APPLIED_KEY", "LocalCache", "PartitionedState"]
+__all__ = ["APPLIED_KEY", "LocalCache", "LocalState", "PartitionedState"]
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +261,39 @@ class PartitionedState:
                 self._db.write(batch)
         self._db.put(_checkpoint_key(tp.partition), str(end).encode())
         return count
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class LocalState:
+    """A ``StateStore`` in a local rocksdict alone, for work that owns every partition
+    and keeps no changelog: ``agentmem rebuild``. States and applied offsets of a batch
+    are written in one atomic write, so a rebuild killed anywhere resumes exactly."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = Rdict(str(path), options=Options(raw_mode=True))
+
+    async def ready(self, partitions: Collection[int]) -> None:
+        return None
+
+    def applied_through(self, partition: int) -> int:
+        raw = self._db.get(_applied_key(partition))
+        return int(raw) if raw is not None else -1
+
+    def get(self, partition: int, key: str) -> MemoryState | None:
+        raw = self._db.get(_state_key(partition, key.encode()))
+        return MemoryState.from_dict(json.loads(raw)) if raw is not None else None
+
+    async def commit(self, writes: Sequence[StateWrite], applied: Mapping[int, int]) -> None:
+        batch = WriteBatch(raw_mode=True)
+        for write in writes:
+            batch.put(_state_key(write.partition, write.key.encode()), encode_state(write.state))
+        for partition, offset in applied.items():
+            if offset > self.applied_through(partition):
+                batch.put(_applied_key(partition), str(offset).encode())
+        self._db.write(batch)
 
     def close(self) -> None:
         self._db.close()

@@ -358,7 +358,11 @@ async def test_two_workers_on_one_host_need_no_flags(
     state_topic = Topics.from_settings(settings).state
     try:
         for count, child in enumerate(children, start=1):
-            child.wait_until(lambda n=count: len(registered_ports(settings)) >= n, 90)
+
+            def registered(n: int = count) -> bool:
+                return len(registered_ports(settings)) >= n
+
+            child.wait_until(registered, 90)
         ports = registered_ports(settings)
         assert len(set(ports)) == 2 and settings.worker_metrics_port in ports
         deadline = time.monotonic() + 60

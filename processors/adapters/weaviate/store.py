@@ -29,7 +29,7 @@ from weaviate.exceptions import (
     WeaviateInvalidInputError,
 )
 
-from processors.adapters.weaviate.schema import ensure_collection
+from processors.adapters.weaviate.generations import ensure_alias, generations, served_by
 from processors.core.errors import PermanentError, TransientError
 from processors.core.objects import (
     DeleteItem,
@@ -127,8 +127,30 @@ class WeaviateStore:
         self.name = collection
 
     async def ensure_collection(self) -> None:
-        """Create the collection (:mod:`.schema`) unless it exists."""
-        await ensure_collection(self.client, self.name)
+        """Make the collection exist: the alias and its first generation
+        (:mod:`.generations`), unless the alias or a collection of that name exists."""
+        await ensure_alias(self.client, self.name)
+
+    async def erase_kept(self, items: Sequence[DeleteItem]) -> dict[str, ObjectError]:
+        """Delete ``items`` from every generation the alias does not serve (kept after a
+        rebuild, or being rebuilt); raises TransientError while one cannot be reached."""
+        try:
+            served = await served_by(self.client, self.name)
+            others = [c for c in (await generations(self.client, self.name)).values()
+                      if c != served]  # fmt: skip
+            for collection in others:
+                failed = await WeaviateStore(self.client, collection).delete(items)
+                if failed:
+                    first = next(iter(failed.values()))
+                    raise TransientError(
+                        f"erase in kept generation {collection}: {len(failed)} not gone "
+                        f"({first.message})"
+                    )
+        except (TransientError, PermanentError):
+            raise
+        except Exception as exc:
+            raise whole_call_error(exc) from exc
+        return {}
 
     async def _reconnect_if_closed(self, exc: Exception) -> None:
         if isinstance(exc, WeaviateClosedClientError):
