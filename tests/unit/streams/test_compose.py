@@ -92,3 +92,15 @@ def test_no_default_points_at_the_docker_host() -> None:
         for key, value in (service.get("environment") or {}).items():
             if isinstance(value, str) and (found := _DEFAULTED.match(value)):
                 assert "host.docker.internal" not in found["default"], (name, key)
+
+
+def test_the_worker_can_be_scaled() -> None:
+    """`docker compose up --scale worker=3`: no replica needs a host port another one
+    holds (a range, on loopback), and the replicas share one state volume in which
+    each claims a folder of its own (streams/service/slots.py)."""
+    worker = _compose()["services"]["worker"]
+    (port,) = worker["ports"]
+    host, ports, inner = port.split(":")
+    low, high = (int(p) for p in ports.split("-"))
+    assert host == "127.0.0.1" and inner == "9108" and high - low + 1 >= 3
+    assert any(v.endswith(":/var/lib/agentmem") for v in worker["volumes"])
