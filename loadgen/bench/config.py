@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-BENCHMARKS = ("fast", "vector", "duplicate", "latency", "intelligent")
+BENCHMARKS = ("fast", "vector", "duplicate", "latency", "intelligent", "scaleout")
 RESULT_KEYS = (
     "fast_vs_embed_ratio",
     "vector_path_vs_weaviate_ratio",
     "duplicate_events_per_s",
     "p99_ms_at_half_load",
     "intelligent_vs_fast_ratio",
+    "scale_out_two_vs_one_ratio",
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import sys
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
 import weaviate
 
 from loadgen.bench.config import BenchConfig
@@ -84,6 +86,12 @@ class PrivateWorker:
     def __init__(self, settings: Settings, log_path: Path) -> None:
         self.settings, self.log_path = settings, log_path
         self.child: launcher.Child | None = None
+
+    @property
+    def pid(self) -> int:
+        if self.child is None:
+            raise RuntimeError("the worker is not started")
+        return self.child.pid
 
     def __enter__(self) -> PrivateWorker:
         self.child = launcher.spawn(
@@ -180,3 +188,60 @@ def warm_up(settings: Settings, config: BenchConfig) -> None:
     result = drain(settings, records_of(adds(config, WARM_UP_EVENTS, 99)), config)
     rate(result, "warm-up")
     log.info("warm-up drained in %.1fs", result.drain_seconds)
+
+
+def _metric(port: int, name: str) -> float:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + " "))  # fmt: skip
+
+
+def wait_split(first: Settings, second: Settings, child: launcher.Child) -> None:
+    """Until two workers of one group own a share of the partitions each."""
+    ports = (first.worker_metrics_port, second.worker_metrics_port)
+
+    def split() -> bool:
+        try:
+            owned = [_metric(p, "agentmem_partitions_owned") for p in ports]
+        except httpx.HTTPError:
+            return False
+        return all(owned) and sum(owned) == first.events_partitions
+
+    child.wait_until(split, 120)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the machine so far, all cores."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
+class CpuShare:
+    """Where the CPU went during a block: the machine's busy share and the share of
+    all cores the given processes used."""
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self.pids = list(pids)
+        self.machine = self.workers = 0.0
+
+    def __enter__(self) -> CpuShare:
+        self._procs = sum(_cpu_seconds(p) for p in self.pids)
+        self._busy, self._total = _machine_busy()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy, total = _machine_busy()
+        span = max(1e-9, total - self._total)
+        self.machine = (busy - self._busy) / span
+        self.workers = (sum(_cpu_seconds(p) for p in self.pids) - self._procs) / span

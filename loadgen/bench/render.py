@@ -42,6 +42,15 @@ RATIO_ROWS: dict[str, RatioRow] = {
         "vector_path_vs_weaviate_ratio",
         "vector",
     ),
+    "scaleout": (
+        "precomputed vectors, two workers vs one",
+        "scale_out_two_workers_per_s",
+        "vector_events",
+        "scale_out_one_worker_per_s",
+        " ev/s",
+        "scale_out_two_vs_one_ratio",
+        "scaleout",
+    ),
     "intelligent": (
         "intelligent (fake LLM) vs fast",
         "intelligent_events_per_s",

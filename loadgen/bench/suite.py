@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -19,6 +21,7 @@ from typing import Any
 from loadgen.bench.baselines import embed_rate, import_objects, model_dir, weaviate_import_rate
 from loadgen.bench.config import RESULT_KEYS, BenchConfig
 from loadgen.bench.harness import (
+    CpuShare,
     PrivateWorker,
     adds,
     drain,
@@ -26,6 +29,7 @@ from loadgen.bench.harness import (
     private_settings,
     rate,
     records_of,
+    wait_split,
     warm_up,
 )
 from loadgen.fake_llm.process import FakeLlmProcess
@@ -34,6 +38,7 @@ from loadgen.replay.run import ReplayOptions, replay
 from loadgen.stats import latency_summary
 from loadgen.synth import SynthConfig, synth_events
 from streams.settings import Settings
+from streams.stack import launcher
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +76,42 @@ def bench_vector(base: Settings, config: BenchConfig) -> dict[str, Any]:
         "vector_path_events_per_s": measured,
         "weaviate_import_per_s": baseline["per_s"],
         "vector_events": len(docs),
+    }
+
+
+def bench_scale_out(base: Settings, config: BenchConfig) -> dict[str, Any]:
+    """The precomputed-vector path drained by one worker, then by two workers of one
+    group (same events count, fresh topics each), with where the CPU time went."""
+    docs = [adds(config, config.vector_events, seed, vector_dim=base.embedding_dim)
+            for seed in (5, 6)]  # fmt: skip
+    one_settings = private_settings(base, config.workdir)
+    with PrivateWorker(one_settings, config.workdir / "scale-one.log") as one:
+        warm_up(one_settings, config)
+        with CpuShare([one.pid]) as one_cpu:
+            single = drained_per_s(one_settings, docs[0], config, "one worker")
+    settings = private_settings(base, config.workdir)
+    with PrivateWorker(settings, config.workdir / "scale-a.log") as first:
+        second = settings.model_copy(update={"worker_metrics_port": launcher.free_port()})
+        with launcher.spawn(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            config.workdir / "scale-b.log",
+            env=launcher.settings_env(second),
+            what="the second worker",
+        ) as other:
+            wait_split(settings, second, other)
+            warm_up(settings, config)
+            with CpuShare([first.pid, other.pid]) as two_cpu:
+                double = drained_per_s(settings, docs[1], config, "two workers")
+    return {
+        "scale_out_two_vs_one_ratio": double / single,
+        "scale_out_one_worker_per_s": single,
+        "scale_out_two_workers_per_s": double,
+        "note": (
+            f"CPU busy (of {os.cpu_count()} cores): one worker {one_cpu.machine:.0%}, its "
+            f"process {one_cpu.workers:.0%}; two workers {two_cpu.machine:.0%}, their "
+            f"processes {two_cpu.workers:.0%} (the rest: Kafka, Weaviate, the load "
+            "generator)"
+        ),
     }
 
 
@@ -261,4 +302,5 @@ def run_all(base: Settings, config: BenchConfig) -> BenchRun:
     else:
         run.run("latency", config, lambda: bench_latency(base, config, float(drain_rate or 0)))
     run.run("intelligent", config, lambda: bench_intelligent(base, config))
+    run.run("scaleout", config, lambda: bench_scale_out(base, config))
     return run
