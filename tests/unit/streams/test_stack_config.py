@@ -118,7 +118,8 @@ def test_compose_ports_match_settings_defaults() -> None:
     services = _compose()["services"]
 
     def host_ports(service: str) -> set[int]:
-        return {int(p.split(":")[0]) for p in services[service]["ports"]}
+        """The first host port of each mapping ([ip:]host[-last]:container)."""
+        return {int(p.split(":")[-2].split("-")[0]) for p in services[service]["ports"]}
 
     assert host_ports("kafka") == {s.kafka_port}
     assert host_ports("weaviate") == {s.weaviate_http_port, s.weaviate_grpc_port}
