@@ -29,9 +29,9 @@ import pytest
 from dashboards import generate as dashboard_generator
 from loadgen.fake_llm.process import FakeLlmProcess
 from processors.core.events import new_event
+from streams import scrape_targets
 from streams.client.topics import Topics
 from streams.settings import Settings
-from streams import scrape_targets
 from streams.stack.launcher import free_port
 from tests.integration.harness import (
     TopicReader,

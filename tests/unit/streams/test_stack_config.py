@@ -80,7 +80,10 @@ def test_prometheus_watches_the_folder_scrape_targets_are_written_to(tmp_path: P
     assert json.loads(path.read_text()) == [
         {"targets": ["127.0.0.1:9311"], "labels": {"job": "bench"}}
     ]
-    assert sorted(p.name for p in path.parent.iterdir()) == ["bench-1.json", "workers"]  # no temporary
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        "bench-1.json",
+        "workers",
+    ]  # no temporary
     assert scrape_targets.unregister(settings, "bench-1")
     assert not path.exists()
     assert not scrape_targets.unregister(settings, "bench-1")

@@ -10,7 +10,9 @@ from streams.service.state_rebuild import states_of
 LIMITS = Limits(max_content_bytes=1024, max_metadata_bytes=1024, vector_dim=4, max_event_bytes=4096)
 
 
-def record(offset: int, type_: EventType, memory: str, content: str | None = None) -> tuple[int, bytes, bytes, int]:
+def record(
+    offset: int, type_: EventType, memory: str, content: str | None = None
+) -> tuple[int, bytes, bytes, int]:
     event = new_event(type_, "acme", memory_id=memory, event_id=f"e{offset}", content=content)
     return offset, b"acme", event.to_json(), 1_700_000_000_000 + offset
 
@@ -36,6 +38,8 @@ def test_states_follow_the_rules_and_record_positions() -> None:
 
 
 def test_the_batching_of_a_replay_does_not_change_its_states() -> None:
-    records = [record(i, EventType.ADD if i == 0 else EventType.UPDATE, "m", f"v{i}") for i in range(4500)]
+    records = [
+        record(i, EventType.ADD if i == 0 else EventType.UPDATE, "m", f"v{i}") for i in range(4500)
+    ]
     states = states_of(records, LIMITS)
     assert (states["acme/m"].version, states["acme/m"].position) == (4500, 4499)
