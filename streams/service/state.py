@@ -77,7 +77,27 @@ def encode_state(state: MemoryState) -> bytes:
     return json.dumps(state.to_dict(), separators=(",", ":")).encode()
 
 
-class PartitionedState:
+class _LocalCopy:
+    """What both stores keep locally: states and applied offsets by partition, in a
+    rocksdict database (write-ahead logged: it survives SIGKILL)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = Rdict(str(path), options=Options(raw_mode=True))
+
+    def applied_through(self, partition: int) -> int:
+        raw = self._db.get(_applied_key(partition))
+        return int(raw) if raw is not None else -1
+
+    def get(self, partition: int, key: str) -> MemoryState | None:
+        raw = self._db.get(_state_key(partition, key.encode()))
+        return MemoryState.from_dict(json.loads(raw)) if raw is not None else None
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class PartitionedState(_LocalCopy):
     """The ``StateStore`` of the worker: local copies of the owned partitions' states,
     restored from and committed to the changelog topic ``changelog``.
 
@@ -94,8 +114,7 @@ class PartitionedState:
         metrics: Metrics,
         recover: Recover | None = None,
     ) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = Rdict(str(path), options=Options(raw_mode=True))
+        super().__init__(path)
         self.changelog = changelog
         self._producer, self._consumer = producer, consumer
         self._recover = recover
@@ -127,15 +146,7 @@ class PartitionedState:
                         await self._recover_from_log(partition)
                     self._ready.add(partition)
 
-    # -- reads and commits ------------------------------------------------------------
-
-    def applied_through(self, partition: int) -> int:
-        raw = self._db.get(_applied_key(partition))
-        return int(raw) if raw is not None else -1
-
-    def get(self, partition: int, key: str) -> MemoryState | None:
-        raw = self._db.get(_state_key(partition, key.encode()))
-        return MemoryState.from_dict(json.loads(raw)) if raw is not None else None
+    # -- commits ----------------------------------------------------------------------
 
     async def commit(self, writes: Sequence[StateWrite], applied: Mapping[int, int]) -> None:
         records: dict[int, list[Record]] = defaultdict(list)
@@ -262,29 +273,14 @@ class PartitionedState:
         self._db.put(_checkpoint_key(tp.partition), str(end).encode())
         return count
 
-    def close(self) -> None:
-        self._db.close()
 
-
-class LocalState:
+class LocalState(_LocalCopy):
     """A ``StateStore`` in a local rocksdict alone, for work that owns every partition
     and keeps no changelog: ``agentmem rebuild``. States and applied offsets of a batch
     are written in one atomic write, so a rebuild killed anywhere resumes exactly."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = Rdict(str(path), options=Options(raw_mode=True))
-
     async def ready(self, partitions: Collection[int]) -> None:
         return None
-
-    def applied_through(self, partition: int) -> int:
-        raw = self._db.get(_applied_key(partition))
-        return int(raw) if raw is not None else -1
-
-    def get(self, partition: int, key: str) -> MemoryState | None:
-        raw = self._db.get(_state_key(partition, key.encode()))
-        return MemoryState.from_dict(json.loads(raw)) if raw is not None else None
 
     async def commit(self, writes: Sequence[StateWrite], applied: Mapping[int, int]) -> None:
         batch = WriteBatch(raw_mode=True)
@@ -294,9 +290,6 @@ class LocalState:
             if offset > self.applied_through(partition):
                 batch.put(_applied_key(partition), str(offset).encode())
         self._db.write(batch)
-
-    def close(self) -> None:
-        self._db.close()
 
 
 class LocalCache:

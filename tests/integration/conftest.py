@@ -12,6 +12,7 @@ from aiokafka.admin import NewTopic
 from streams import clients
 from streams.settings import Settings
 from streams.stack import supervisor
+from tests.integration.harness import PipelineTopics
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +65,12 @@ def weaviate_client(stack: Settings) -> Iterator[weaviate.WeaviateClient]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+async def topics_for(stack: Settings) -> AsyncIterator[list[PipelineTopics]]:
+    """Topic readers a test opens (append them); closed after the test."""
+    opened: list[PipelineTopics] = []
+    yield opened
+    for t in opened:
+        await t.close()

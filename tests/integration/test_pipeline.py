@@ -6,7 +6,7 @@ import asyncio
 import base64
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -79,6 +79,23 @@ async def drain(
     )
 
 
+async def wait_applied(
+    topics: PipelineTopics, exp: Expected, worker: WorkerProcess, timeout_s: float, what: str
+) -> None:
+    """Until every event ``exp`` applies has an ``applied`` ack and every invalid one
+    its dead letter (acks may repeat after a restart, as no-ops)."""
+    await wait_for(
+        topics.all,
+        lambda: (
+            set(applied_acks(topics)) >= exp.applied_event_ids
+            and len(dead_letter_reasons(topics)) >= len(exp.invalid)
+        ),
+        timeout_s,
+        what,
+        worker,
+    )
+
+
 def assert_final_state(settings: Settings, topics: PipelineTopics, exp: Expected) -> None:
     objects = weaviate_objects(settings)
     actual = {(t, m): v for t, ms in objects.items() for m, v in ms.items()}
@@ -104,14 +121,6 @@ def raw_history_duplicates(topics: PipelineTopics) -> int:
     """Records beyond the first under the same key (byte-identical rewrites)."""
     keys = Counter(k for k, _ in topics.history.records)
     return sum(n - 1 for n in keys.values())
-
-
-@pytest.fixture
-async def topics_for(stack: Settings) -> AsyncIterator[list[PipelineTopics]]:
-    opened: list[PipelineTopics] = []
-    yield opened
-    for t in opened:
-        await t.close()
 
 
 @pytest.fixture
@@ -217,16 +226,7 @@ async def test_sigkill_during_load_loses_and_duplicates_nothing(
         worker.start()
         # Re-consumed events after the restart may be acknowledged again (as no-ops):
         # wait until every applied event id is acknowledged.
-        await wait_for(
-            topics.all,
-            lambda: (
-                set(applied_acks(topics)) >= exp.applied_event_ids
-                and len(dead_letter_reasons(topics)) >= len(exp.invalid)
-            ),
-            600,
-            "every event after the restart",
-            worker,
-        )
+        await wait_applied(topics, exp, worker, 600, "every event after the restart")
         await topics.history.read_to_end()
         assert_final_state(settings, topics, exp)
         # At-least-once: the batch in flight at the kill may be re-processed. Its history

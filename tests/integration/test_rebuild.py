@@ -8,11 +8,9 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 from pydantic import SecretStr
 
 from processors.core.events import new_event
@@ -35,14 +33,6 @@ from tests.integration.test_scale_out import object_problems
 
 KEY = "rebuild-test-key"
 Snapshot = dict[tuple[str, str], tuple[str, int, list[float]]]
-
-
-@pytest.fixture
-async def topics_for(stack: Settings) -> AsyncIterator[list[PipelineTopics]]:
-    opened: list[PipelineTopics] = []
-    yield opened
-    for t in opened:
-        await t.close()
 
 
 def snapshot(settings: Settings, collection: str) -> Snapshot:

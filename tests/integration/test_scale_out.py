@@ -14,12 +14,11 @@ import shutil
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from streams import scrape_targets
 from streams.client.topics import Topics, ensure_topics
@@ -36,19 +35,16 @@ from tests.integration.harness import (
     weaviate_objects,
 )
 from tests.integration.scenario import Expected, generate, long_lived
-from tests.integration.test_pipeline import applied_acks, dead_letter_reasons, publish
+from tests.integration.test_pipeline import (
+    applied_acks,
+    dead_letter_reasons,
+    publish,
+    wait_applied,
+)
 
 EVENTS = int(os.environ.get("AGENTMEM_SCALE_EVENTS", "6000"))
 TENANTS = int(os.environ.get("AGENTMEM_SCALE_TENANTS", "24"))
 ASSIGNMENT = re.compile(r"assignment: worker (\S+) owns \S+ partitions \[([0-9, ]*)\]")
-
-
-@pytest.fixture
-async def topics_for(stack: Settings) -> AsyncIterator[list[PipelineTopics]]:
-    opened: list[PipelineTopics] = []
-    yield opened
-    for t in opened:
-        await t.close()
 
 
 def worker(settings: Settings, tmp_path: Path, name: str) -> WorkerProcess:
@@ -110,19 +106,6 @@ def owners(*workers: WorkerProcess) -> dict[int, list[str]]:
             if not table[p] or table[p][-1] != who:
                 table[p].append(who)
     return dict(table)
-
-
-async def wait_all_applied(topics: PipelineTopics, exp: Expected, live: WorkerProcess) -> None:
-    await wait_for(
-        topics.all,
-        lambda: (
-            set(applied_acks(topics)) >= exp.applied_event_ids
-            and len(dead_letter_reasons(topics)) >= len(exp.invalid)
-        ),
-        900,
-        "every event applied or dead-lettered",
-        live,
-    )
 
 
 async def assert_exact(settings: Settings, topics: PipelineTopics, exp: Expected) -> None:
@@ -189,7 +172,7 @@ async def test_partitions_move_between_workers_and_nothing_is_lost_or_doubled(
         await publish(settings, chunks[4])
         owned_at = await wait_owned([w4], n, 60)
         await publish(settings, chunks[5])
-        await wait_all_applied(topics, exp, w4)
+        await wait_applied(topics, exp, w4, 900, "every event")
         await assert_exact(settings, topics, exp)
 
         table = owners(w1, w2, w3, w4)
@@ -239,7 +222,7 @@ async def test_a_wiped_state_folder_is_restored_from_the_changelog(
         publishing = asyncio.create_task(publish(settings, rest))
         w.start()
         await publishing
-        await wait_all_applied(topics, exp, w)
+        await wait_applied(topics, exp, w, 900, "every event")
         await assert_exact(settings, topics, exp)
         assert w.metric("agentmem_state_restored_records_total") > 0
     finally:
