@@ -27,6 +27,7 @@ from loadgen.bench.config import BenchConfig
 from loadgen.replay.records import Pace, ReplayRecord, parse_line
 from loadgen.replay.run import ReplayOptions, ReplayResult, replay
 from loadgen.synth import SynthConfig, synth_events, to_line
+from processors.adapters.weaviate.generations import generation_number
 from streams import clients
 from streams.settings import Settings
 from streams.stack import launcher
@@ -69,9 +70,14 @@ async def delete_topics(bootstrap: str, prefixes: Sequence[str]) -> list[str]:
 
 
 def delete_collection(settings: Settings, name: str) -> None:
+    """Delete ``name``: the alias and every generation behind it, or the collection."""
     try:
         with weaviate_client(settings) as client:
-            client.collections.delete(name)
+            if client.alias.get(alias_name=name) is not None:
+                client.alias.delete(alias_name=name)
+            for collection in client.collections.list_all(simple=True):
+                if collection == name or generation_number(name, collection) is not None:
+                    client.collections.delete(collection)
     except Exception:  # cleanup must not hide the benchmark's own error
         log.warning("could not delete collection %s", name, exc_info=True)
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import weaviate
 
-from loadgen.bench.harness import delete_topics
+from loadgen.bench.harness import delete_collection, delete_topics
 from loadgen.cli import main
 from loadgen.report.topics import read_topic
 from streams.settings import Settings
@@ -34,7 +34,7 @@ def private(
     worker = WorkerProcess(settings, tmp_path / "worker.log")
     yield settings, worker
     worker.stop()
-    weaviate_client.collections.delete(settings.weaviate_collection)
+    delete_collection(settings, settings.weaviate_collection)
     asyncio.run(
         delete_topics(
             settings.kafka_bootstrap_servers, [settings.topic_prefix, f"{settings.worker_id}-"]
