@@ -123,8 +123,8 @@ async def test_a_rebuild_under_load_switches_with_no_failed_search(
 ) -> None:
     settings = isolated_settings(stack, tmp_path / "state", api_keys=SecretStr(f"{KEY}=*"))
     await ensure_topics(settings)
-    before = generate(1000, 8, seed=61, erase_ratio=0.03, resend_ratio=0.02)
-    during = generate(800, 8, seed=67, erase_ratio=0.03)
+    before = generate(800, 8, seed=61, erase_ratio=0.03, resend_ratio=0.02)
+    during = generate(600, 8, seed=67, erase_ratio=0.03)
     alias = settings.weaviate_collection
     worker = WorkerProcess(settings, tmp_path / "worker.log")
     topics = PipelineTopics.open(settings)
@@ -214,7 +214,7 @@ async def test_a_killed_rebuild_resumes_where_it_stopped(
 ) -> None:
     settings = isolated_settings(stack, tmp_path / "state")
     await ensure_topics(settings)
-    scenario = generate(2000, 8, seed=71, erase_ratio=0.03)
+    scenario = generate(1500, 8, seed=71, erase_ratio=0.03)
     alias = settings.weaviate_collection
     worker = WorkerProcess(settings, tmp_path / "worker.log")
     topics = PipelineTopics.open(settings)

@@ -42,7 +42,7 @@ from tests.integration.test_pipeline import (
     wait_applied,
 )
 
-EVENTS = int(os.environ.get("AGENTMEM_SCALE_EVENTS", "6000"))
+EVENTS = int(os.environ.get("AGENTMEM_SCALE_EVENTS", "4000"))
 TENANTS = int(os.environ.get("AGENTMEM_SCALE_TENANTS", "24"))
 ASSIGNMENT = re.compile(r"assignment: worker (\S+) owns \S+ partitions \[([0-9, ]*)\]")
 
