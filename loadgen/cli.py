@@ -67,6 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(AGENTMEM_LLM_*) on the labeled set",
     )
     quality.add_argument("--out", type=Path, help="also write the scores as JSON")
+    throughput = sub.add_parser(
+        "llm-throughput",
+        help="intelligent mode on the configured LLM (AGENTMEM_LLM_*) against fast mode, "
+        "for several memories per prompt; private workers on the local stack",
+    )
+    throughput.add_argument("--events", type=int, default=40)
+    throughput.add_argument("--batch-sizes", default="4,8,16", help="memories per prompt")
+    throughput.add_argument("--out", type=Path, help="also write the rows as JSON")
+    throughput.add_argument("--workdir", type=Path, default=Path("llm-throughput"))
     args = parser.parse_args(argv)
 
     if args.command == "fake-llm":
@@ -94,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_report(args)
         if args.command == "quality":
             return _run_quality(args)
+        if args.command == "llm-throughput":
+            return _run_llm_throughput(args)
         return _run_bench(args)
     except (ValueError, ValidationError) as exc:
         parser.error(str(exc))
@@ -346,4 +357,21 @@ def _run_quality(args: argparse.Namespace) -> int:
     sys.stdout.write(render_markdown(run))
     if args.out is not None:
         args.out.write_text(json.dumps(as_json(run), indent=2) + "\n")
+    return 0
+
+
+def _run_llm_throughput(args: argparse.Namespace) -> int:
+    from loadgen.bench import real_llm
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = Settings()
+    config = BenchConfig(
+        intelligent_events=args.events, workdir=args.workdir, intelligent_stall_s=600.0
+    )
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
+    rows = real_llm.run(settings, config, sizes)
+    sys.stdout.write(real_llm.render(rows, settings.llm_model))
+    if args.out is not None:
+        args.out.write_text(json.dumps(rows, indent=2) + "\n")
     return 0

@@ -171,6 +171,25 @@ def drain(
     return asyncio.run(replay(settings, records, options))
 
 
+def drain_enriched(
+    settings: Settings, docs: Sequence[dict[str, object]], config: BenchConfig
+) -> ReplayResult:
+    """A :func:`drain` of intelligent ``docs`` until each has its ``memory.enriched``
+    record (given up after ``intelligent_stall_s`` without one)."""
+    return drain(
+        settings,
+        records_of(docs),
+        config,
+        follow="memory.enriched",
+        stall_s=config.intelligent_stall_s,
+    )
+
+
+def as_fast(docs: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The same events in fast mode, under other tenants so that they are new memories too."""
+    return [{**d, "mode": "fast", "tenant": f"fast-{d['tenant']}"} for d in docs]
+
+
 def rate(result: ReplayResult, what: str) -> float:
     """Events per second from the first send to the last record; raises if some are missing."""
     if not result.complete or not result.drain_seconds:

@@ -24,7 +24,9 @@ from loadgen.bench.harness import (
     CpuShare,
     PrivateWorker,
     adds,
+    as_fast,
     drain,
+    drain_enriched,
     drained_per_s,
     private_settings,
     rate,
@@ -169,11 +171,6 @@ def bench_latency(base: Settings, config: BenchConfig, drain_rate: float) -> dic
     }
 
 
-def _as_fast(docs: list[dict[str, object]]) -> list[dict[str, object]]:
-    """The same events in fast mode, under other tenants so that they are new memories too."""
-    return [{**d, "mode": "fast", "tenant": f"fast-{d['tenant']}"} for d in docs]
-
-
 def _new_texts(
     docs: list[dict[str, object]], seen: list[dict[str, object]]
 ) -> list[dict[str, object]]:
@@ -200,16 +197,10 @@ def bench_intelligent(base: Settings, config: BenchConfig) -> dict[str, Any]:
         settings = private_settings(base, config.workdir, llm_base_url=llm.base_url)
         with PrivateWorker(settings, config.workdir / "intelligent-worker.log"):
             warm_up(settings, config)
-            fast = drained_per_s(settings, _as_fast(docs), config, "intelligent baseline")
-            result = drain(
-                settings,
-                records_of(docs),
-                config,
-                follow="memory.enriched",
-                stall_s=config.intelligent_stall_s,
-            )
+            fast = drained_per_s(settings, as_fast(docs), config, "intelligent baseline")
+            result = drain_enriched(settings, docs, config)
             requests = llm.stats().get("requests")
-            up = drained_per_s(settings, _as_fast(down_docs), config, "LLM down baseline")
+            up = drained_per_s(settings, as_fast(down_docs), config, "LLM down baseline")
             llm.stop()
             down = drained_per_s(settings, down_docs, config, "LLM down")
     out: dict[str, Any] = {

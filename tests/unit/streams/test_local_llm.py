@@ -14,7 +14,7 @@ from streams.settings import Settings
 from streams.stack import llm_model
 from streams.stack.llm_model import MODELS, LlmModelError, ModelSpec, assemble, is_ready
 from streams.stack.llm_runtime import CMAKE_ARGS, runtime_python
-from streams.stack.llm_server import LOCAL_TUNING, LlamaServer, server_argv
+from streams.stack.llm_server import LOCAL_TUNING, LlamaServer, local_threads, server_argv
 
 SPEC = ModelSpec("tiny", "tiny-model", "tiny-part", "1.0", 3, "")
 
@@ -103,3 +103,9 @@ def test_worker_env_points_at_the_server_and_is_read_back() -> None:
     assert settings.llm_model == "qwen2.5-coder-0.5b-instruct"
     for name, value in LOCAL_TUNING.items():
         assert getattr(settings, name) == value
+
+
+def test_the_model_leaves_a_core_to_the_stack() -> None:
+    assert [local_threads(n) for n in (1, 2, 8)] == [1, 1, 7]
+    argv = server_argv(Settings(llm_local_threads=3))
+    assert argv[argv.index("--n_threads") + 1] == "3"
