@@ -224,7 +224,10 @@ async def test_a_wiped_state_folder_is_restored_from_the_changelog(
         await publishing
         await wait_applied(topics, exp, w, 900, "every event")
         await assert_exact(settings, topics, exp)
-        assert w.metric("agentmem_state_restored_records_total") > 0
+        restored = w.metric("agentmem_state_restored_records_total")
+        seconds = w.metric("agentmem_state_restore_seconds_sum")
+        print(f"wiped state folder: {restored:.0f} changelog records restored in {seconds:.2f}s")
+        assert restored > 0
     finally:
         w.stop()
 
@@ -277,6 +280,7 @@ async def test_a_replay_of_the_whole_log_changes_nothing(
 
         w.start()
         total = len(events)
+        started = time.monotonic()
         await wait_for(
             topics.all,
             lambda: w.metric("agentmem_events_replayed_total") >= total,
@@ -284,6 +288,7 @@ async def test_a_replay_of_the_whole_log_changes_nothing(
             "the whole log replayed",
             w,
         )
+        print(f"replay: {total} events skipped in {time.monotonic() - started:.1f}s")
         await topics.history.read_to_end()
         assert topics.history.records == history_before  # not one record more
         assert len(topics.indexed.records) == acks_before
