@@ -114,6 +114,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         latency,
         _ratio_row(doc, RATIO_ROWS["intelligent"]),
         _ratio_row(doc, RATIO_ROWS["llm_down"]),
+        _ratio_row(doc, RATIO_ROWS["scaleout"]),
     ]
     return md_table(["benchmark", "measured", "baseline", "result", "note"], rows) + "\n"
 
