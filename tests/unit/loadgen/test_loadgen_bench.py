@@ -68,7 +68,10 @@ def full_results() -> dict[str, Any]:
         "half_load_target_per_s": 46.1,
         "half_load_events": 2766,
         "intelligent_vs_fast_ratio": None,
-        "notes": {"intelligent": "intelligent mode not available"},
+        "scale_out_two_vs_one_ratio": 1.16,
+        "scale_out_two_workers_per_s": 743.0,
+        "scale_out_one_worker_per_s": 638.6,
+        "notes": {"intelligent": "intelligent mode not available", "scaleout": "CPU 99%"},
     }
 
 
@@ -76,12 +79,16 @@ def test_markdown_table_shows_every_benchmark_and_notes() -> None:
     text = render_markdown(full_results())
     lines = text.strip().splitlines()
     assert lines[0] == "| benchmark | measured | baseline | result | note |"
-    assert len(lines) == 2 + 6
+    assert len(lines) == 2 + 7
     assert (
         "| fast drain vs fastembed alone | 92.3 ev/s (20,000 events) | 144.6 texts/s | 0.640 |"
         in text
     )
     assert "p99 450 ms" in text
+    assert (
+        "| precomputed vectors, two workers vs one | 743.0 ev/s (10,000 events) | 638.6 ev/s "
+        "| 1.160 | CPU 99% |" in text
+    )
     assert "| intelligent (fake LLM) vs fast | - (- events) | - | - | intelligent mode not" in text
     assert (
         "| indexing with the LLM down vs fast | - (- events) | - | - | intelligent mode not" in text
