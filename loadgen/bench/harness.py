@@ -15,7 +15,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -253,15 +253,19 @@ def _machine_busy() -> tuple[float, float]:
 
 
 class CpuShare:
-    """Where the CPU went during a block: the machine's busy share and the share of
-    all cores the given processes used."""
+    """Where the CPU went during a block: ``machine``, the busy share of all cores, and
+    ``shares``, the share of all cores each named group of processes used."""
 
-    def __init__(self, pids: Sequence[int]) -> None:
-        self.pids = list(pids)
-        self.machine = self.workers = 0.0
+    def __init__(self, groups: Mapping[str, Sequence[int]]) -> None:
+        self.groups = {name: list(pids) for name, pids in groups.items()}
+        self.machine = 0.0
+        self.shares: dict[str, float] = {}
+
+    def _used(self) -> dict[str, float]:
+        return {n: sum(_cpu_seconds(p) for p in pids) for n, pids in self.groups.items()}
 
     def __enter__(self) -> CpuShare:
-        self._procs = sum(_cpu_seconds(p) for p in self.pids)
+        self._start = self._used()
         self._busy, self._total = _machine_busy()
         return self
 
@@ -269,4 +273,21 @@ class CpuShare:
         busy, total = _machine_busy()
         span = max(1e-9, total - self._total)
         self.machine = (busy - self._busy) / span
-        self.workers = (sum(_cpu_seconds(p) for p in self.pids) - self._procs) / span
+        used = self._used()
+        self.shares = {n: (used[n] - self._start[n]) / span for n in used}
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{name} {share:.0%}" for name, share in self.shares.items())
+        return f"machine busy {self.machine:.0%} of {os.cpu_count()} cores ({parts})"
+
+
+def stack_pids(settings: Settings) -> dict[str, list[int]]:
+    """The local stack's Kafka and Weaviate processes, by their pid files."""
+    found: dict[str, list[int]] = {}
+    for name in ("kafka", "weaviate"):
+        path = settings.stack_dir / "pids" / f"{name}.pid"
+        try:
+            found[name] = [int(path.read_text().split()[0])]
+        except (OSError, ValueError, IndexError):
+            continue
+    return found

@@ -31,6 +31,7 @@ from loadgen.bench.harness import (
     private_settings,
     rate,
     records_of,
+    stack_pids,
     wait_split,
     warm_up,
 )
@@ -86,10 +87,11 @@ def bench_scale_out(base: Settings, config: BenchConfig) -> dict[str, Any]:
     group (same events count, fresh topics each), with where the CPU time went."""
     docs = [adds(config, config.vector_events, seed, vector_dim=base.embedding_dim)
             for seed in (5, 6)]  # fmt: skip
+    stack = stack_pids(base)
     one_settings = private_settings(base, config.workdir)
     with PrivateWorker(one_settings, config.workdir / "scale-one.log") as one:
         warm_up(one_settings, config)
-        with CpuShare([one.pid]) as one_cpu:
+        with CpuShare({"worker": [one.pid], **stack, "load generator": [os.getpid()]}) as one_cpu:
             single = drained_per_s(one_settings, docs[0], config, "one worker")
     settings = private_settings(base, config.workdir)
     with PrivateWorker(settings, config.workdir / "scale-a.log") as first:
@@ -102,18 +104,15 @@ def bench_scale_out(base: Settings, config: BenchConfig) -> dict[str, Any]:
         ) as other:
             wait_split(settings, second, other)
             warm_up(settings, config)
-            with CpuShare([first.pid, other.pid]) as two_cpu:
+            pids = {"workers": [first.pid, other.pid], **stack, "load generator": [os.getpid()]}
+            with CpuShare(pids) as two_cpu:
                 double = drained_per_s(settings, docs[1], config, "two workers")
     return {
         "scale_out_two_vs_one_ratio": double / single,
         "scale_out_one_worker_per_s": single,
         "scale_out_two_workers_per_s": double,
-        "note": (
-            f"CPU busy (of {os.cpu_count()} cores): one worker {one_cpu.machine:.0%}, its "
-            f"process {one_cpu.workers:.0%}; two workers {two_cpu.machine:.0%}, their "
-            f"processes {two_cpu.workers:.0%} (the rest: Kafka, Weaviate, the load "
-            "generator)"
-        ),
+        "vector_events": len(docs[1]),
+        "note": f"one worker: {one_cpu.summary()}; two workers: {two_cpu.summary()}",
     }
 
 
