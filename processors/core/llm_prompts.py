@@ -95,9 +95,10 @@ class OutputMode(StrEnum):
 
     ``json_schema``: ``response_format`` of type json_schema (OpenAI, vLLM, llama.cpp's
     own server); ``json_object``: type json_object with the schema beside it
-    (llama-cpp-python's server constrains the output with it; OpenAI takes it as JSON
-    mode and ignores the schema); ``none``: no ``response_format``, the schema in the
-    system message only. The schema is in the system message for the last two.
+    (llama-cpp-python's server constrains the output with it: a grammar); ``none``: no
+    ``response_format``, the schema spelled out in the system message. The prompts
+    describe the answer's shape in words in every mode; the schema's text would cost
+    a slow endpoint about 150 prompt tokens a request where a grammar enforces it.
     """
 
     JSON_SCHEMA = "json_schema"
@@ -119,6 +120,8 @@ def request_for(
     if mode == OutputMode.JSON_SCHEMA or response_format.get("type") != "json_schema":
         return messages, response_format
     schema = response_format["json_schema"]["schema"]
+    if mode == OutputMode.JSON_OBJECT:
+        return messages, {"type": "json_object", "schema": schema}
     note = (
         "\n\nAnswer with one JSON object and nothing else, matching this JSON schema:\n"
         + json.dumps(schema, separators=(",", ":"))
@@ -127,8 +130,6 @@ def request_for(
         {**m, "content": m["content"] + note} if i == 0 and m.get("role") == "system" else m
         for i, m in enumerate(messages)
     ]
-    if mode == OutputMode.JSON_OBJECT:
-        return with_schema, {"type": "json_object", "schema": schema}
     return with_schema, None
 
 

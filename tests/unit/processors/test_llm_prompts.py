@@ -208,19 +208,21 @@ def test_request_for_json_schema_is_the_prompt_as_built() -> None:
     assert request_for(OutputMode.JSON_SCHEMA, messages, fmt) == (messages, fmt)
 
 
-@pytest.mark.parametrize(
-    ("mode", "fmt_type"), [(OutputMode.JSON_OBJECT, "json_object"), (OutputMode.NONE, None)]
-)
-def test_request_for_other_modes_spells_the_schema_out(
-    mode: OutputMode, fmt_type: str | None
-) -> None:
+def test_request_for_json_object_sends_the_schema_beside_it() -> None:
     prompt = Prompt(PromptKind.IMPORTANCE, "importance.v1", "sys")
-    messages, fmt = request_for(mode, prompt.messages([{"id": "0"}]), prompt.response_format())
+    plain = prompt.messages([{"id": "0"}])
+    messages, fmt = request_for(OutputMode.JSON_OBJECT, plain, prompt.response_format())
+    assert messages == plain  # the server's grammar holds the answer to the schema
+    assert fmt == {"type": "json_object", "schema": answer_schema(PromptKind.IMPORTANCE)}
+
+
+def test_request_for_none_spells_the_schema_out() -> None:
+    prompt = Prompt(PromptKind.IMPORTANCE, "importance.v1", "sys")
+    messages, fmt = request_for(
+        OutputMode.NONE, prompt.messages([{"id": "0"}]), prompt.response_format()
+    )
     schema = answer_schema(PromptKind.IMPORTANCE)
     assert messages[0]["content"].endswith(json.dumps(schema, separators=(",", ":")))
     assert messages[0]["content"].startswith("sys\n\n")
     assert messages[1] == prompt.messages([{"id": "0"}])[1]
-    if fmt_type is None:
-        assert fmt is None
-    else:
-        assert fmt == {"type": fmt_type, "schema": schema}
+    assert fmt is None
