@@ -120,6 +120,7 @@ async def test_private_stack_lifecycle(stack: Settings, tmp_path: Path) -> None:
     assert outcome == {
         "worker": "not running",
         "fake-llm": "not running",
+        "llm": "not running",  # `stack up --llm`'s model server: not started here
         "prometheus": "stopped",
         "weaviate": "stopped",
         "kafka": "stopped",
