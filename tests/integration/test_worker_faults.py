@@ -31,7 +31,11 @@ LOCKED, OTHER = "ro-tenant", "rw-tenant"
 
 
 def set_shard_status(settings: Settings, tenant: str, status: str) -> None:
-    url = f"{settings.weaviate_url}/v1/schema/{settings.weaviate_collection}/shards/{tenant}"
+    """Through the schema API, which names the collection itself, not its alias."""
+    alias = settings.weaviate_collection
+    found = httpx.get(f"{settings.weaviate_url}/v1/aliases/{alias}", timeout=10)
+    collection = found.json()["class"] if found.status_code == 200 else alias
+    url = f"{settings.weaviate_url}/v1/schema/{collection}/shards/{tenant}"
     response = httpx.put(url, json={"status": status}, timeout=10)
     assert response.status_code == 200, response.text
 
