@@ -63,7 +63,7 @@ demo-llm: setup ## the demo with intelligent mode on a local Qwen2.5-Coder model
 	$(BIN)/agentmem demo --llm
 
 test: setup ## run unit and integration tests against the real local stack
-	$(BIN)/pytest tests/unit tests/integration
+	$(BIN)/pytest tests/unit tests/integration --durations=25
 
 unit: setup ## run the unit tests only (no services)
 	$(BIN)/pytest tests/unit
