@@ -2,10 +2,12 @@
 
 Items are looked up in ``llm_cache`` first; the misses are packed into balanced
 prompts of at most ``batch_size`` memories, sent with at most ``concurrency``
-requests in flight, and retried (backoff with full jitter) for the items that
-failed or came back malformed. What still fails after ``attempts`` is reported
-as a Failure with the last reason; nothing raises out of ``run``. Depends on ports
-and core only; sleep and jitter are injected.
+requests in flight. A request that fails (timeout, 5xx) is retried with backoff and
+full jitter; the items an answer lacks or spoils are asked for again alone, and
+given up after two unusable answers. What still fails is reported as a Failure with
+the last reason (and the model's raw answer, if it answered); nothing raises out of
+``run``. Every answer is counted by verdict (valid, repaired, invalid). Depends on
+ports and core only; sleep and jitter are injected.
 
 Not pure (awaits I/O), through the ports only.
 """
