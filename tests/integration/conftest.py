@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import weaviate
 from aiokafka.admin import NewTopic
 
 from streams import clients
+from streams.client.topics import ensure_topics
 from streams.settings import Settings
 from streams.stack import supervisor
-from tests.integration.harness import PipelineTopics
+from tests.integration.harness import PipelineTopics, isolated_settings
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +77,21 @@ async def topics_for(stack: Settings) -> AsyncIterator[list[PipelineTopics]]:
     yield opened
     for t in opened:
         await t.close()
+
+
+#: ``await new_pipeline(**overrides)``: private settings on the shared stack (see
+#: ``isolated_settings``), their topics created, and readers of history, dead letters
+#: and acks (closed after the test).
+NewPipeline = Callable[..., Awaitable[tuple[Settings, PipelineTopics]]]
+
+
+@pytest.fixture
+def new_pipeline(stack: Settings, tmp_path: Path, topics_for: list[PipelineTopics]) -> NewPipeline:
+    async def make(**overrides: Any) -> tuple[Settings, PipelineTopics]:
+        settings = isolated_settings(stack, tmp_path / "state", **overrides)
+        await ensure_topics(settings)
+        topics = PipelineTopics.open(settings)
+        topics_for.append(topics)
+        return settings, topics
+
+    return make

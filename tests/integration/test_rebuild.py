@@ -15,15 +15,13 @@ from pydantic import SecretStr
 
 from processors.core.events import new_event
 from processors.core.objects import object_uuid
-from streams.client.topics import ensure_topics
 from streams.settings import Settings
 from streams.stack import launcher
 from streams.stack.launcher import settings_env
+from tests.integration.conftest import NewPipeline
 from tests.integration.harness import (
-    PipelineTopics,
     WorkerProcess,
     api_process,
-    isolated_settings,
     wait_for,
     weaviate_client,
 )
@@ -119,16 +117,13 @@ def merged(*expected: Expected) -> Expected:
 
 
 async def test_a_rebuild_under_load_switches_with_no_failed_search(
-    stack: Settings, tmp_path: Path, topics_for: list[PipelineTopics]
+    stack: Settings, tmp_path: Path, new_pipeline: NewPipeline
 ) -> None:
-    settings = isolated_settings(stack, tmp_path / "state", api_keys=SecretStr(f"{KEY}=*"))
-    await ensure_topics(settings)
+    settings, topics = await new_pipeline(api_keys=SecretStr(f"{KEY}=*"))
     before = generate(800, 8, seed=61, erase_ratio=0.03, resend_ratio=0.02)
     during = generate(600, 8, seed=67, erase_ratio=0.03)
     alias = settings.weaviate_collection
     worker = WorkerProcess(settings, tmp_path / "worker.log")
-    topics = PipelineTopics.open(settings)
-    topics_for.append(topics)
     worker.start()
     try:
         with api_process(settings, tmp_path / "api.log") as url:
@@ -210,15 +205,12 @@ async def test_a_rebuild_under_load_switches_with_no_failed_search(
 
 
 async def test_a_killed_rebuild_resumes_where_it_stopped(
-    stack: Settings, tmp_path: Path, topics_for: list[PipelineTopics]
+    stack: Settings, tmp_path: Path, new_pipeline: NewPipeline
 ) -> None:
-    settings = isolated_settings(stack, tmp_path / "state")
-    await ensure_topics(settings)
+    settings, topics = await new_pipeline()
     scenario = generate(1500, 8, seed=71, erase_ratio=0.03)
     alias = settings.weaviate_collection
     worker = WorkerProcess(settings, tmp_path / "worker.log")
-    topics = PipelineTopics.open(settings)
-    topics_for.append(topics)
     worker.start()
     try:
         await publish(settings, scenario.events)

@@ -21,15 +21,15 @@ from typing import Any
 import httpx
 
 from streams import scrape_targets
-from streams.client.topics import Topics, ensure_topics
+from streams.client.topics import Topics
 from streams.service.offsets import reset_group
 from streams.settings import Settings
 from streams.stack import launcher
 from streams.stack.launcher import free_port, settings_env
+from tests.integration.conftest import NewPipeline
 from tests.integration.harness import (
     PipelineTopics,
     WorkerProcess,
-    isolated_settings,
     wait_for,
     weaviate_client,
     weaviate_objects,
@@ -138,18 +138,15 @@ async def wait_owned(workers: Sequence[WorkerProcess], partitions: int, timeout_
 
 
 async def test_partitions_move_between_workers_and_nothing_is_lost_or_doubled(
-    stack: Settings, tmp_path: Path, topics_for: list[PipelineTopics]
+    stack: Settings, tmp_path: Path, new_pipeline: NewPipeline
 ) -> None:
-    settings = isolated_settings(stack, tmp_path / "state")
-    await ensure_topics(settings)
+    settings, topics = await new_pipeline()
     scenario = generate(EVENTS, TENANTS, seed=41, erase_ratio=0.04, resend_ratio=0.03)
     exp = scenario.expected
     assert exp.resent_event_ids and exp.erased_history_keys
     n = settings.events_partitions
     w1, w2, w3, w4 = (worker(settings, tmp_path, f"w{i}") for i in range(1, 5))
     started = [w1, w2, w3]
-    topics = PipelineTopics.open(settings)
-    topics_for.append(topics)
     size = -(-len(scenario.events) // 6)  # six rounds, in publish order
     chunks = [scenario.events[i : i + size] for i in range(0, len(scenario.events), size)]
     try:
@@ -195,10 +192,9 @@ async def test_partitions_move_between_workers_and_nothing_is_lost_or_doubled(
 
 
 async def test_a_wiped_state_folder_is_restored_from_the_changelog(
-    stack: Settings, tmp_path: Path, topics_for: list[PipelineTopics]
+    stack: Settings, tmp_path: Path, new_pipeline: NewPipeline
 ) -> None:
-    settings = isolated_settings(stack, tmp_path / "state")
-    await ensure_topics(settings)
+    settings, topics = await new_pipeline()
     scenario = generate(EVENTS // 2, TENANTS, seed=43, erase_ratio=0.04, resend_ratio=0.03)
     exp = scenario.expected
     first, rest = (
@@ -206,8 +202,6 @@ async def test_a_wiped_state_folder_is_restored_from_the_changelog(
         scenario.events[len(scenario.events) // 2 :],
     )
     w = worker(settings, tmp_path, "w")
-    topics = PipelineTopics.open(settings)
-    topics_for.append(topics)
     try:
         w.start()
         await publish(settings, first)
@@ -244,17 +238,14 @@ def all_objects(settings: Settings) -> dict[tuple[str, str], tuple[dict[str, Any
 
 
 async def test_a_replay_of_the_whole_log_changes_nothing(
-    stack: Settings, tmp_path: Path, topics_for: list[PipelineTopics]
+    stack: Settings, tmp_path: Path, new_pipeline: NewPipeline
 ) -> None:
-    settings = isolated_settings(stack, tmp_path / "state")
-    await ensure_topics(settings)
+    settings, topics = await new_pipeline()
     scenario = generate(EVENTS // 2, TENANTS, seed=47, erase_ratio=0.04, resend_ratio=0.03)
     long = long_lived(f"tenant-47-{TENANTS:03d}", "diary", 200, seed=47)
     exp = scenario.expected
     events = [*long.events, *scenario.events]
     w = worker(settings, tmp_path, "w")
-    topics = PipelineTopics.open(settings)
-    topics_for.append(topics)
     try:
         w.start()
         await publish(settings, events)
@@ -331,13 +322,12 @@ def scraped_up(settings: Settings, port: int) -> bool:
 
 
 async def test_two_workers_on_one_host_need_no_flags(
-    stack: Settings, tmp_path: Path, topics_for: list[PipelineTopics]
+    stack: Settings, tmp_path: Path, new_pipeline: NewPipeline
 ) -> None:
     """`agentmem worker` twice with the same settings, under the local stack's folder:
     each takes its own state folder and metrics port, Prometheus scrapes both, and the
     partitions are split between them."""
-    settings = isolated_settings(stack, tmp_path / "unused", stack_dir=stack.stack_dir)
-    await ensure_topics(settings)
+    settings, topics = await new_pipeline(stack_dir=stack.stack_dir)
     env = settings_env(settings)
     argv = [sys.executable, "-m", "streams.cli", "worker"]
     children = [
@@ -362,8 +352,6 @@ async def test_two_workers_on_one_host_need_no_flags(
         assert sum(owned) == settings.events_partitions and all(owned), owned
         print(f"two workers on one host: ports {ports}, partitions owned {owned}")
         scenario = generate(600, 12, seed=53)
-        topics = PipelineTopics.open(settings)
-        topics_for.append(topics)
         await publish(settings, scenario.events)
         await wait_for(
             topics.all,
