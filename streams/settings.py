@@ -91,7 +91,7 @@ class Settings(BaseSettings):
 
     # Kafka. With kafka_brokers > 1 and one bootstrap server, the servers are that one and
     # the next brokers two ports apart (port, port+2, ...: each broker's controller
-    # listener is the port after its own, streams/stack/components.py), so the list names
+    # listener is the port after its own, streams/stack/kafka_node.py), so the list names
     # every broker of the local stack's cluster.
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_brokers: int = Field(default=1, ge=1, le=9)

@@ -14,7 +14,7 @@ from typing import Any
 
 from streams.settings import Settings
 from streams.stack.build import Artifacts
-from streams.stack.components import Component
+from streams.stack.component import Component
 from streams.stack.launcher import http_ok
 from streams.stack.llm_model import MODELS, ensure_llm_model, model_path
 from streams.stack.llm_runtime import ensure_llm_runtime, runtime_python

@@ -9,14 +9,9 @@ from dataclasses import dataclass, replace
 from streams.settings import Settings
 from streams.stack import launcher, process
 from streams.stack.build import ensure_all
-from streams.stack.components import (
-    Component,
-    Kafka,
-    KafkaLeftover,
-    components,
-    kafka_leftovers,
-    kafka_nodes,
-)
+from streams.stack.component import Component
+from streams.stack.components import components
+from streams.stack.kafka_node import Kafka, KafkaLeftover, kafka_leftovers, kafka_nodes
 from streams.stack.launcher import port_open, port_released
 from streams.stack.llm_server import LlamaServer
 from streams.stack.worker_daemon import stop_fake_llm, stop_worker

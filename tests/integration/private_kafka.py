@@ -1,6 +1,6 @@
 """Private Kafka on free ports, for tests that stop and restart brokers: a single broker
 (KRaft), or a cluster of several, made of the same nodes `agentmem stack up
---kafka-brokers N` runs (streams/stack/components.py's Kafka, started and stopped the
+--kafka-brokers N` runs (streams/stack/kafka_node.py's Kafka, started and stopped the
 way the supervisor does). Their files live under the test's own directory."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from streams import clients
 from streams.settings import KAFKA_PORTS_PER_BROKER, Settings
 from streams.stack import launcher, process
 from streams.stack.build import Artifacts, ensure_kafka
-from streams.stack.components import KAFKA_CONTROLLER_PORT_OFFSET, Kafka, kafka_nodes
+from streams.stack.kafka_node import KAFKA_CONTROLLER_PORT_OFFSET, Kafka, kafka_nodes
 
 
 def broker_port() -> int:

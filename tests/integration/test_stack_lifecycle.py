@@ -10,14 +10,15 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from aiokafka.admin import NewTopic
 
 from streams import clients
 from streams.settings import Settings
 from streams.stack import process, supervisor
-from streams.stack.components import Kafka
+from streams.stack.kafka_node import Kafka, new_cluster_id
 from streams.stack.launcher import free_port_range, free_ports
-from tests.integration.private_kafka import broker_port
+from tests.integration.private_kafka import broker_port, kafka_artifacts
 
 WEAVIATE_CLUSTER_PORTS = 4  # gossip, data, raft, raft rpc: base port and the next three
 
@@ -127,3 +128,25 @@ async def test_private_stack_lifecycle(stack: Settings, tmp_path: Path) -> None:
     }
     assert _our_processes(settings.stack_dir) == ""
     assert {r.state for r in supervisor.status(settings)} == {"stopped"}
+
+
+def _dash_cluster_id() -> str:
+    """A valid cluster id (url-safe base64 of 16 bytes) that starts with "-"."""
+    while True:
+        candidate = new_cluster_id()
+        if candidate.startswith("-"):
+            return candidate
+
+
+def test_kafka_storage_formats_with_a_cluster_id_that_starts_with_a_dash(
+    stack: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1 in 64 new ids starts with "-"; the real StorageTool once read it as an option
+    and `stack up` failed."""
+    settings = private_settings(stack, tmp_path / "stack")
+    node = Kafka(settings)
+    cluster_id = _dash_cluster_id()
+    monkeypatch.setattr(node, "cluster_id", lambda: cluster_id)
+    node.prepare(kafka_artifacts(settings))
+    meta = (node.home / "data" / "meta.properties").read_text()
+    assert f"cluster.id={cluster_id}" in meta

@@ -12,10 +12,10 @@ import pytest
 from streams.cli import build_parser
 from streams.settings import Settings
 from streams.stack import process, supervisor
-from streams.stack.components import (
+from streams.stack.components import components
+from streams.stack.kafka_node import (
     Kafka,
     broker_ports,
-    components,
     kafka_cluster_id_file,
     kafka_leftovers,
     kafka_nodes,

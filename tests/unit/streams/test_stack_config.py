@@ -13,7 +13,8 @@ import yaml
 
 from streams import scrape_targets
 from streams.settings import PROJECT_ROOT, Settings
-from streams.stack.components import Kafka, Prometheus, Weaviate
+from streams.stack.components import Prometheus, Weaviate
+from streams.stack.kafka_node import Kafka
 from streams.stack.modelpack import PACK_FILES, verify
 
 
