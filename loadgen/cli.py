@@ -240,7 +240,7 @@ def _run_report(args: argparse.Namespace) -> int:
         raws = frozenset(r.value for r in records)
     window = Window(since, parse_time_ms(args.until) if args.until else None, ids, raws)
     acks, dead = load_run(
-        settings.kafka_bootstrap_servers,
+        settings,
         settings.topic("memory.indexed"),
         settings.topic("memory.deadletter"),
         window,

@@ -63,10 +63,7 @@ async def _ack_consumer(settings: Settings) -> AIOKafkaConsumer:
     topic = Topics.from_settings(settings).indexed
     consumer = clients.kafka_consumer(settings)
     await consumer.start()
-    tps = [
-        TopicPartition(topic, p)
-        for p in await partitions_of(settings.kafka_bootstrap_servers, topic)
-    ]
+    tps = [TopicPartition(topic, p) for p in await partitions_of(settings, topic)]
     consumer.assign(tps)
     await consumer.seek_to_end(*tps)
     for tp in tps:

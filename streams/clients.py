@@ -5,8 +5,9 @@ otherwise). The SDK, the HTTP API, the worker, requeue and the lag monitor get t
 clients here, so a client's configuration is decided once; unit tests inject fakes
 instead of calling these.
 
-Kafka builders take the settings or just the bootstrap servers
-(``settings.kafka_bootstrap_servers``), since topic followers are given only those.
+Kafka builders take the settings or their :class:`KafkaConnection` (servers, protocol,
+SASL, TLS: ``streams/kafka_connection.py``), so no client can be made that skips the
+security the settings ask for; Weaviate clients send the settings' API key.
 ``weaviate``, ``fastembed`` and ``openai`` are imported on first use: code that needs only Kafka
 does not pay for them.
 """
@@ -21,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from processors.adapters.kafka_sink import ResilientProducer, durable_producer
+from streams.kafka_connection import KafkaConnection
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -39,24 +41,26 @@ if TYPE_CHECKING:
 #: ``streams.stack.modelpack.PACK_VERSION`` (a unit test holds them together).
 MODEL_PACK_VERSION = "1"
 
-Bootstrap = Settings | str
+#: What a Kafka client is built from: the settings, or the connection made of them.
+KafkaTarget = Settings | KafkaConnection
 
 
-def bootstrap_servers(target: Bootstrap) -> str:
-    """The bootstrap servers of ``target`` (settings, or the servers themselves)."""
-    return target.kafka_bootstrap_servers if isinstance(target, Settings) else target
+def kafka_connection(target: KafkaTarget) -> KafkaConnection:
+    """The connection of ``target``: built from the settings, or ``target`` itself."""
+    return KafkaConnection.from_settings(target) if isinstance(target, Settings) else target
 
 
 # -- Kafka ------------------------------------------------------------------------------
 
 
-def kafka_producer(target: Bootstrap, *, request_timeout_ms: int = 40_000) -> AIOKafkaProducer:
+def kafka_producer(target: KafkaTarget, *, request_timeout_ms: int = 40_000) -> AIOKafkaProducer:
     """The project's one producer configuration: idempotent, acks=all (unstarted)."""
-    return durable_producer(bootstrap_servers(target), request_timeout_ms=request_timeout_ms)
+    options = kafka_connection(target).aiokafka_options()
+    return durable_producer(request_timeout_ms=request_timeout_ms, **options)
 
 
 def resilient_producer(
-    target: Bootstrap,
+    target: KafkaTarget,
     *,
     delivery_timeout_s: float | None = None,
     stop_timeout_s: float = 10.0,
@@ -64,21 +68,21 @@ def resilient_producer(
     on_recreate: Callable[[BaseException], None] | None = None,
 ) -> ResilientProducer:
     """A :class:`ResilientProducer` over :func:`kafka_producer` (unstarted)."""
-    servers = bootstrap_servers(target)
+    options = kafka_connection(target).aiokafka_options()
     return ResilientProducer(
-        lambda: durable_producer(servers, request_timeout_ms=request_timeout_ms),
+        lambda: durable_producer(request_timeout_ms=request_timeout_ms, **options),
         delivery_timeout_s=delivery_timeout_s,
         stop_timeout_s=stop_timeout_s,
         on_recreate=on_recreate,
     )
 
 
-def kafka_consumer(target: Bootstrap, *topics: str, **options: Any) -> AIOKafkaConsumer:
+def kafka_consumer(target: KafkaTarget, *topics: str, **options: Any) -> AIOKafkaConsumer:
     """An aiokafka consumer (unstarted); ``options`` are aiokafka's own."""
-    return AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap_servers(target), **options)
+    return AIOKafkaConsumer(*topics, **kafka_connection(target).aiokafka_options(), **options)
 
 
-def follower_consumer(target: Bootstrap, *, from_beginning: bool) -> AIOKafkaConsumer:
+def follower_consumer(target: KafkaTarget, *, from_beginning: bool) -> AIOKafkaConsumer:
     """A consumer without a group for a topic follower (unstarted; partitions assigned
     by the caller). Its reset policy agrees with the follower's seek, so the consumer's
     own initial position reset cannot race the seek and win."""
@@ -89,12 +93,20 @@ def follower_consumer(target: Bootstrap, *, from_beginning: bool) -> AIOKafkaCon
     )
 
 
-def kafka_admin(target: Bootstrap) -> AIOKafkaAdminClient:
+def kafka_admin(target: KafkaTarget) -> AIOKafkaAdminClient:
     """An aiokafka admin client (unstarted)."""
-    return AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(target))
+    return AIOKafkaAdminClient(**kafka_connection(target).aiokafka_options())
 
 
 # -- Weaviate ---------------------------------------------------------------------------
+
+
+def weaviate_auth(settings: Settings) -> weaviate.auth.AuthCredentials | None:
+    """The settings' API key as Weaviate credentials (None: anonymous)."""
+    from weaviate.classes.init import Auth
+
+    key = settings.weaviate_api_key.get_secret_value()
+    return Auth.api_key(key) if key else None
 
 
 def weaviate_async(settings: Settings) -> weaviate.WeaviateAsyncClient:
@@ -105,6 +117,7 @@ def weaviate_async(settings: Settings) -> weaviate.WeaviateAsyncClient:
         host=settings.weaviate_host,
         port=settings.weaviate_http_port,
         grpc_port=settings.weaviate_grpc_port,
+        auth_credentials=weaviate_auth(settings),
     )
 
 
@@ -116,6 +129,7 @@ def weaviate_sync(settings: Settings) -> weaviate.WeaviateClient:
         host=settings.weaviate_host,
         port=settings.weaviate_http_port,
         grpc_port=settings.weaviate_grpc_port,
+        auth_credentials=weaviate_auth(settings),
     )
 
 

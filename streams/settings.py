@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     # How long the group waits for a silent worker (SIGKILL, a lost host) before its
     # partitions move: a takeover is processing within this plus the state restore.
     kafka_session_timeout_s: float = Field(default=10.0, ge=6, le=300)
+    # How every client reaches the brokers (streams/kafka_connection.py): PLAINTEXT, or
+    # SASL/SCRAM over TLS with the broker's certificate checked against the CA file.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_ca_file: Path | None = None
 
     # Weaviate
     weaviate_host: str = "127.0.0.1"
@@ -112,6 +119,11 @@ class Settings(BaseSettings):
     # Weaviate's internal ports (gossip, data, raft, raft rpc = base .. base+3) and metrics
     weaviate_cluster_base_port: Port = 7946
     weaviate_metrics_port: Port = 2112
+    # Weaviate's API key (sent by every client; the local stack requires it when set)
+    weaviate_api_key: SecretStr = SecretStr("")
+    # local stack: Weaviate's metrics server, which listens on every interface (it cannot
+    # be told otherwise) and lists tenant names: off unless asked for
+    weaviate_metrics: bool = False
 
     # Prometheus and metrics endpoints
     prometheus_port: Port = 9090
@@ -220,6 +232,27 @@ class Settings(BaseSettings):
                 f"replication_factor {self.replication_factor} exceeds the "
                 f"{self.kafka_brokers} brokers"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _kafka_security_complete(self) -> Settings:
+        """SASL_SSL needs a user, a password and a readable CA file; fail now, not at
+        the first connection."""
+        if self.kafka_security_protocol != "SASL_SSL":
+            return self
+        missing = [
+            f"AGENTMEM_{name.upper()}"
+            for name, empty in (
+                ("kafka_sasl_username", not self.kafka_sasl_username),
+                ("kafka_sasl_password", not self.kafka_sasl_password.get_secret_value()),
+                ("kafka_ssl_ca_file", self.kafka_ssl_ca_file is None),
+            )
+            if empty
+        ]
+        if missing:
+            raise ValueError(f"kafka_security_protocol SASL_SSL needs {', '.join(missing)}")
+        if self.kafka_ssl_ca_file is not None and not self.kafka_ssl_ca_file.is_file():
+            raise ValueError(f"kafka_ssl_ca_file {self.kafka_ssl_ca_file} is not a file")
         return self
 
     @field_validator("topic_prefix")

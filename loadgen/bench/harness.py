@@ -56,7 +56,7 @@ def weaviate_client(settings: Settings) -> weaviate.WeaviateClient:
     return clients.weaviate_sync(settings)
 
 
-async def delete_topics(bootstrap: str, prefixes: Sequence[str]) -> list[str]:
+async def delete_topics(bootstrap: clients.KafkaTarget, prefixes: Sequence[str]) -> list[str]:
     """Delete every topic whose name starts with one of ``prefixes``; their names."""
     admin = clients.kafka_admin(bootstrap)
     await admin.start()
@@ -125,9 +125,7 @@ class PrivateWorker:
         s = self.settings
         delete_collection(s, s.weaviate_collection)
         try:
-            asyncio.run(
-                delete_topics(s.kafka_bootstrap_servers, [s.topic_prefix, f"{s.worker_id}-"])
-            )
+            asyncio.run(delete_topics(s, [s.topic_prefix, f"{s.worker_id}-"]))
         except Exception:  # cleanup must not hide the benchmark's own error
             log.warning("could not delete topics of %s", s.topic_prefix, exc_info=True)
         shutil.rmtree(s.stack_dir, ignore_errors=True)

@@ -34,7 +34,9 @@ class AckFollower(TopicFollower):
 
     from_beginning = False
 
-    def __init__(self, bootstrap: str, topic: str, wanted: set[str], expected: int) -> None:
+    def __init__(
+        self, bootstrap: clients.KafkaTarget, topic: str, wanted: set[str], expected: int
+    ) -> None:
         super().__init__(bootstrap, topic)
         self.wanted, self.expected = wanted, expected
         self.records: list[dict[str, Any]] = []
@@ -207,9 +209,7 @@ async def replay(
     expected = sum(r.event_id is not None for r in chosen)
     follower: AckFollower | None = None
     if options.follow is not None:
-        follower = AckFollower(
-            settings.kafka_bootstrap_servers, settings.topic(options.follow), wanted, expected
-        )
+        follower = AckFollower(settings, settings.topic(options.follow), wanted, expected)
     producer = clients.kafka_producer(settings)
     topic = settings.topic("memory.events")
     display = _Display(options.progress, n, f"replay {options.pace.describe()}")

@@ -14,7 +14,7 @@ from streams.client.topics import partitions_of
 
 
 async def read_topic(
-    bootstrap: str, topic: str, since_ms: float | None = None
+    bootstrap: clients.KafkaTarget, topic: str, since_ms: float | None = None
 ) -> list[bytes | None]:
     """The values on a topic now (from ``since_ms`` by record timestamp, if given)."""
     partitions = await partitions_of(bootstrap, topic)
@@ -49,7 +49,7 @@ async def read_topic(
 
 
 def load_run(
-    bootstrap: str, indexed_topic: str, deadletter_topic: str, window: Window
+    bootstrap: clients.KafkaTarget, indexed_topic: str, deadletter_topic: str, window: Window
 ) -> tuple[list[Ack], list[dict[str, Any]]]:
     """The acks and dead letters of the window, read from the topics."""
 

@@ -39,15 +39,18 @@ log = logging.getLogger(__name__)
 Record = tuple[bytes | None, bytes | None]
 
 
-def durable_producer(bootstrap: str, *, request_timeout_ms: int = 40_000) -> AIOKafkaProducer:
+def durable_producer(*, request_timeout_ms: int = 40_000, **connection: Any) -> AIOKafkaProducer:
     """An idempotent producer that waits for all in-sync replicas (acks=all).
+
+    ``connection``: aiokafka's ``bootstrap_servers`` and security options (the caller's
+    one connection config, ``streams/kafka_connection.py``).
 
     ``request_timeout_ms`` bounds one produce request and, when a batch is full, the wait
     for room in it. An idempotent aiokafka producer never expires a batch: while the
     broker is away it retries until the broker is back (bound the wait with
     :class:`ResilientProducer`'s ``delivery_timeout_s``)."""
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **connection,
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
@@ -117,7 +120,7 @@ def _raise_judged(exc: BaseException) -> NoReturn:
 class ResilientProducer:
     """An aiokafka producer that is replaced when it breaks for good.
 
-    ``factory`` makes a new, unstarted producer (e.g. ``lambda: durable_producer(b)``).
+    ``factory`` makes a new, unstarted producer (e.g. ``lambda: durable_producer(**options)``).
     :meth:`send_all` sends records and waits until the broker acknowledged all of them:
 
     - fatal producer error (:func:`processors.adapters.kafka_errors.kafka_fatal`): the producer is

@@ -52,10 +52,9 @@ class AgentMem:
     ) -> None:
         self.settings = settings
         topics = Topics.from_settings(settings)
-        bootstrap = settings.kafka_bootstrap_servers
         self.publisher: Publisher = publisher or EventPublisher(settings)
-        self.acks: Acks = acks or AckWatcher(bootstrap, topics.indexed)
-        self.history_view: History = history or HistoryView(bootstrap, topics.history)
+        self.acks: Acks = acks or AckWatcher(settings, topics.indexed)
+        self.history_view: History = history or HistoryView(settings, topics.history)
         self.reader: Reader = reader or WeaviateReader(settings)
         self._embedder = embedder
 

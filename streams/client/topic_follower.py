@@ -54,7 +54,7 @@ class TopicFollower(ABC):
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: clients.KafkaTarget,
         topic: str,
         *,
         consumer_factory: ConsumerFactory | None = None,

@@ -216,7 +216,7 @@ async def check_topics(settings: Settings) -> None:
         raise TopicsMisconfigured("\n".join(problems))
 
 
-async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+async def partitions_of(bootstrap: clients.KafkaTarget, topic: str) -> list[int]:
     """The topic's partition numbers (empty if it does not exist)."""
     admin = clients.kafka_admin(bootstrap)
     await admin.start()

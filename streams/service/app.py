@@ -9,19 +9,19 @@ from typing import Any
 import faust
 
 from streams.client.topics import Topics
+from streams.kafka_connection import KafkaConnection
 from streams.settings import Settings
 
 
-def broker_url(settings: Settings) -> str:
-    return "kafka://" + ";".join(s.strip() for s in settings.kafka_bootstrap_servers.split(","))
-
-
 def create_app(settings: Settings, datadir: Path) -> faust.App:
-    """The faust app; ``datadir`` is this worker process's own folder (its slot)."""
+    """The faust app; ``datadir`` is this worker process's own folder (its slot). Its
+    clients reach the brokers as every other client does (the settings' connection)."""
     session_s = settings.kafka_session_timeout_s
+    connection = KafkaConnection.from_settings(settings)
     return faust.App(
         settings.worker_id,
-        broker=broker_url(settings),
+        broker=connection.faust_broker_url(),
+        broker_credentials=connection.faust_credentials(),
         store="memory://",
         datadir=str(datadir),
         # A silent member's partitions move after the session timeout; heartbeats at a

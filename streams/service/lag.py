@@ -17,7 +17,9 @@ log = logging.getLogger(__name__)
 
 
 class LagMonitor:
-    def __init__(self, bootstrap: str, group: str, topic: str, metrics: Metrics) -> None:
+    def __init__(
+        self, bootstrap: clients.KafkaTarget, group: str, topic: str, metrics: Metrics
+    ) -> None:
         self.bootstrap, self.group, self.topic, self.metrics = bootstrap, group, topic, metrics
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None

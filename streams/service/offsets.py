@@ -71,7 +71,7 @@ async def reset_group(
             f"consumer group {group} has {members} running member(s) ({state}); stop its "
             "workers first (their next commit would undo the reset)"
         )
-    partitions = await partitions_of(settings.kafka_bootstrap_servers, topic)
+    partitions = await partitions_of(settings, topic)
     if not partitions:
         raise ValueError(f"topic {topic} does not exist")
     tps = [TopicPartition(topic, p) for p in partitions]

@@ -163,7 +163,7 @@ async def rebuild(
             metrics,
             health=Health(),
         )
-        partitions = await partitions_of(settings.kafka_bootstrap_servers, topics.events)
+        partitions = await partitions_of(settings, topics.events)
         tps = [TopicPartition(topics.events, p) for p in partitions]
         consumer = clients.follower_consumer(settings, from_beginning=True)
         await consumer.start()

@@ -88,9 +88,7 @@ class _DeadLetters(TopicFollower):
     from_beginning = True
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(
-            settings.kafka_bootstrap_servers, Topics.from_settings(settings).deadletter
-        )
+        super().__init__(settings, Topics.from_settings(settings).deadletter)
         self.docs: list[dict[str, Any]] = []
 
     def on_record(self, record: ConsumerRecord[bytes, bytes]) -> None:

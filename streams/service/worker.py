@@ -139,7 +139,7 @@ def attach_timers(app: faust.App, settings: Settings, resources: Resources) -> N
     """Consumer lag every 5 s, the liveness heartbeat, and the dependency probes."""
     topics = resources.topics
     lags = [
-        LagMonitor(settings.kafka_bootstrap_servers, settings.worker_id, topic, resources.metrics)
+        LagMonitor(settings, settings.worker_id, topic, resources.metrics)
         for topic in (topics.events, topics.enrich)
     ]
     resources.on_close(*(lag.close for lag in lags))

@@ -145,7 +145,7 @@ class TopicReader:
     async def _partitions(self) -> list[int]:
         deadline = time.monotonic() + 30
         while True:
-            found = await partitions_of(self.settings.kafka_bootstrap_servers, self.topic)
+            found = await partitions_of(self.settings, self.topic)
             if found or time.monotonic() > deadline:
                 return found
             await asyncio.sleep(0.3)

@@ -169,7 +169,7 @@ async def private_kafka(settings: Settings, tmp_path: Path) -> AsyncIterator[Pri
         yield private
 
 
-async def _create_topic(bootstrap: str, name: str, partitions: int) -> None:
+async def _create_topic(bootstrap: Settings, name: str, partitions: int) -> None:
     admin = clients.kafka_admin(bootstrap)
     await admin.start()
     try:
@@ -253,7 +253,7 @@ async def test_producers_keep_producing_through_broker_restarts(
     publisher_recreations: list[BaseException] = []
     sink_recreations: list[BaseException] = []
     await ensure_topics(private)
-    await _create_topic(private.kafka_bootstrap_servers, sink_topic, 4)
+    await _create_topic(private, sink_topic, 4)
 
     publisher = EventPublisher(private, on_recreate=publisher_recreations.append)
     producer = clients.resilient_producer(private, on_recreate=sink_recreations.append)
@@ -313,7 +313,7 @@ async def test_a_producer_broken_by_a_sequence_gap_is_replaced(
     partition, the resilient one replaces its producer and goes on."""
     private = private_kafka.settings
     topic = private.topic("restart.gap")
-    await _create_topic(private.kafka_bootstrap_servers, topic, 2)
+    await _create_topic(private, topic, 2)
     gap = TopicPartition(topic, 0)
 
     plain = clients.kafka_producer(private)

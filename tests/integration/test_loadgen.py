@@ -35,11 +35,7 @@ def private(
     yield settings, worker
     worker.stop()
     delete_collection(settings, settings.weaviate_collection)
-    asyncio.run(
-        delete_topics(
-            settings.kafka_bootstrap_servers, [settings.topic_prefix, f"{settings.worker_id}-"]
-        )
-    )
+    asyncio.run(delete_topics(settings, [settings.topic_prefix, f"{settings.worker_id}-"]))
 
 
 def nearest_rank(values: list[int], q: float) -> int:
@@ -52,7 +48,7 @@ def read_all(settings: Settings, topic: str, want: int, worker: WorkerProcess) -
     of events without an id in batches that carry no ack)."""
     deadline = time.monotonic() + 300
     while True:
-        values = asyncio.run(read_topic(settings.kafka_bootstrap_servers, topic))
+        values = asyncio.run(read_topic(settings, topic))
         if len(values) >= want:
             return [json.loads(v or b"null") for v in values]
         assert worker.running, worker.log_tail()

@@ -10,12 +10,15 @@ import pytest
 from streams.client import acks as acks_module
 from streams.client.acks import AckWatcher
 from streams.client.history import HistoryView
+from streams.kafka_connection import KafkaConnection
 from tests.unit.streams.fakes import FakeConsumer, ack
+
+UNUSED = KafkaConnection("unused:9092")
 
 
 def watcher(consumer: FakeConsumer) -> AckWatcher:
     return AckWatcher(
-        "unused:9092",
+        UNUSED,
         consumer.topic,
         consumer_factory=lambda: consumer,
         partitions=consumer.partitions,
@@ -24,7 +27,7 @@ def watcher(consumer: FakeConsumer) -> AckWatcher:
 
 def view(consumer: FakeConsumer) -> HistoryView:
     return HistoryView(
-        "unused:9092",
+        UNUSED,
         consumer.topic,
         consumer_factory=lambda: consumer,
         partitions=consumer.partitions,
@@ -81,7 +84,7 @@ async def test_an_unreadable_ack_is_skipped(caplog: pytest.LogCaptureFixture) ->
 
 def test_only_the_newest_acks_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(acks_module, "KEEP_ACKS", 2)
-    acks = AckWatcher("unused:9092", "memory.indexed")
+    acks = AckWatcher(UNUSED, "memory.indexed")
     consumer = FakeConsumer("memory.indexed")
     for n in range(3):
         consumer.append(0, b"t", ack(f"e{n}"))

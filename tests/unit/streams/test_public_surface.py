@@ -76,16 +76,18 @@ def test_the_stack_tooling_builds_the_model_pack_where_the_clients_look(tmp_path
     assert clients.MODEL_PACK_VERSION in clients.model_pack_dir(tmp_path).name
 
 
-def test_bootstrap_servers_of_settings_or_a_string() -> None:
-    assert clients.bootstrap_servers(streams.Settings(kafka_bootstrap_servers="h:1")) == "h:1"
-    assert clients.bootstrap_servers("h:2,h:3") == "h:2,h:3"
+def test_kafka_connection_of_settings_or_itself() -> None:
+    connection = clients.kafka_connection(streams.Settings(kafka_bootstrap_servers="h:1"))
+    assert connection.bootstrap_servers == "h:1"
+    assert connection.security_protocol == "PLAINTEXT"
+    assert clients.kafka_connection(connection) is connection
 
 
 async def test_kafka_builders_configure_without_connecting() -> None:
     config = streams.Settings(kafka_bootstrap_servers="127.0.0.1:1")
     follower = clients.follower_consumer(config, from_beginning=True)
     assert follower._enable_auto_commit is False
-    latest = clients.follower_consumer("127.0.0.1:1", from_beginning=False)
+    latest = clients.follower_consumer(clients.kafka_connection(config), from_beginning=False)
     assert latest._subscription._subscription is None
     producer = clients.resilient_producer(config, delivery_timeout_s=1.5)
     assert producer.delivery_timeout_s == 1.5
