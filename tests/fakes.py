@@ -15,6 +15,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from processors.core.enrichment import Candidate
@@ -235,10 +236,14 @@ class FakeVectorStore:
 class FakeEnrichStore:
     """An ``EnrichStore``: objects by tenant and uuid, scripted neighbours (``near``,
     by memory id) and refusals (``refuse``, uuid -> error); records whether ``lock``
-    was held during each write."""
+    was held during each write. ``texts`` holds the text of each (tenant, memory id,
+    version), as the index stage wrote it; a fetched object carries its own."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
+    def __init__(
+        self, lock: asyncio.Lock, texts: dict[tuple[str, str, int], str] | None = None
+    ) -> None:
         self.lock = lock
+        self.texts = texts if texts is not None else {}
         self.objects: dict[str, dict[str, StoredMemory]] = defaultdict(dict)
         self.near: dict[str, list[Candidate]] = {}
         self.refuse: dict[str, str] = {}
@@ -253,7 +258,13 @@ class FakeEnrichStore:
 
     async def fetch(self, tenant: str, uuids: Sequence[str]) -> dict[str, StoredMemory]:
         self.fetches.append((tenant, list(uuids)))
-        return {u: self.objects[tenant][u] for u in uuids if u in self.objects[tenant]}
+        found = {}
+        for u in uuids:
+            stored = self.objects[tenant].get(u)
+            if stored is not None:
+                text = self.texts.get((tenant, stored.memory_id, stored.version), "")
+                found[u] = replace(stored, properties={**stored.properties, "content": text})
+        return found
 
     async def neighbours(
         self, tenant: str, memory: StoredMemory, limit: int, max_distance: float

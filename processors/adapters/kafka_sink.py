@@ -357,6 +357,16 @@ class KafkaRecordSink:
         self.producer = producer
 
     async def send_all(self, topic: str, records: Sequence[OutRecord]) -> None:
+        """Records with a partition go there, the others where their key hashes; the
+        order of the records bound for one partition is kept."""
         if not records:
             return
-        await self.producer.send_all(topic, [(r.key, r.value) for r in records])
+        by_partition: dict[int | None, list[Record]] = {}
+        for r in records:
+            by_partition.setdefault(r.partition, []).append((r.key, r.value))
+        await asyncio.gather(
+            *(
+                self.producer.send_all(topic, group, partition=partition)
+                for partition, group in by_partition.items()
+            )
+        )

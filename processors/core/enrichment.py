@@ -27,7 +27,12 @@ DERIVED_NAMESPACE = uuid.UUID("8d3c1f0e-6a2b-4c7d-9e5f-1a2b3c4d5e6f")
 
 
 class EnrichRequest(BaseModel):
-    """One memory version to enrich (the value on ``memory.enrich``, key = tenant)."""
+    """One memory version to enrich (the value on ``memory.enrich``, key = tenant).
+
+    By reference: the request names the memory and its version, and the enrich stage
+    reads the text from the stored object. So ``memory.enrich`` (and ``requeue-enrich``
+    re-publishing it) never holds a memory's text, and an erase has nothing to reach
+    there."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -35,13 +40,17 @@ class EnrichRequest(BaseModel):
     memory_id: str
     version: int = Field(ge=1)
     event_id: str
-    content: str
+    # Requests written before they went by reference carried the text: still read,
+    # never used, never written.
+    content: str | None = Field(default=None, exclude=True)
     decide: bool = True  # False for changes a decision derived: no decision on a decision
     occurred_at: datetime | None = None
     indexed_at_ms: int
 
-    def record(self) -> OutRecord:
-        return OutRecord(self.tenant.encode(), self.model_dump_json().encode())
+    def record(self, partition: int | None = None) -> OutRecord:
+        """On ``partition`` (the events partition of the memory, so the tenant's
+        requests stay in order with its events), else where the tenant hashes."""
+        return OutRecord(self.tenant.encode(), self.model_dump_json().encode(), partition)
 
 
 @dataclass(frozen=True)
@@ -207,9 +216,13 @@ def enriched_record(
         "decision": decision.action if decision else None,
         "decision_by": decision.by if decision else None,
         "target": decision.target if decision else None,
-        "facts": facts,
+        # how many facts, not the facts: this topic holds no text of the memory (the
+        # facts are on the object, which an erase reaches)
+        "facts": None if facts is None else len(facts),
         "importance": importance,
-        "failures": failures,
+        # the reason of each failure; the details (which may quote the model) are in
+        # the dead letter
+        "failures": {kind: why.split(":", 1)[0] for kind, why in failures.items()},
         "indexed_at_ms": req.indexed_at_ms,
         "enriched_at_ms": enriched_at_ms,
     }

@@ -114,6 +114,10 @@ class StoredMemory:
     properties: dict[str, Any]
 
     @property
+    def content(self) -> str:
+        return str(self.properties.get("content") or "")
+
+    @property
     def occurred_at(self) -> datetime | None:
         value = self.properties.get("occurred_at")
         return value if isinstance(value, datetime) else None

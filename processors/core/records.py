@@ -41,6 +41,9 @@ class SourceRef:
 class OutRecord:
     key: bytes
     value: bytes | None  # None is a tombstone
+    # None: where the key hashes; set to keep a record beside the events partition it
+    # comes from, whatever partitioner the event's producer used
+    partition: int | None = None
 
 
 def _utf8(text: str) -> bytes:

@@ -302,14 +302,14 @@ class EnrichStage(StageSkeleton[H]):
         )
         for p, candidates in zip(deciding, found, strict=True):
             p.candidates = candidates
-            p.decision = local_decision(p.req.content, candidates)
+            p.decision = local_decision(p.stored.content, candidates)
 
     async def _ask(self, pending: list[Pending]) -> None:
         """The three processors, concurrently; each packs its items into few prompts."""
         ids = {str(i): p for i, p in enumerate(pending)}
-        text_items = {i: {"memory": p.req.content} for i, p in ids.items()}
+        text_items = {i: {"memory": p.stored.content} for i, p in ids.items()}
         decide_items = {
-            i: decision_item(p.req.content, p.candidates)
+            i: decision_item(p.stored.content, p.candidates)
             for i, p in ids.items()
             if p.req.decide and p.decision is None
         }

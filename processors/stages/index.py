@@ -105,9 +105,12 @@ def event_ack(
     )
 
 
-def enrich_requests(plan: BatchPlan, failed: dict[str, Failed], at: datetime) -> list[OutRecord]:
+def enrich_requests(
+    plan: BatchPlan, failed: dict[str, Failed], at: datetime, partition_of: Sequence[int]
+) -> list[OutRecord]:
     """One request per intelligent memory whose final version in the batch is live
-    and was written. Pure."""
+    and was written, on the partition its event came from (``partition_of``, by index
+    in the batch). Pure."""
     at_ms = int(at.timestamp() * 1000)
     return [
         EnrichRequest(
@@ -115,11 +118,10 @@ def enrich_requests(plan: BatchPlan, failed: dict[str, Failed], at: datetime) ->
             memory_id=a.event.resolved_memory_id,
             version=a.after.version,
             event_id=a.event.event_id,
-            content=a.after.content or "",
             decide=a.event.caused_by is None,
             occurred_at=a.event.occurred_at,
             indexed_at_ms=at_ms,
-        ).record()
+        ).record(partition_of[a.index])
         for a in plan.final_changes()
         if a.kind == Kind.UPSERT and a.event.mode == Mode.INTELLIGENT and a.key not in failed
     ]
@@ -258,7 +260,8 @@ class IndexStage(StageSkeleton[H]):
         history = [
             r for a in applied for r in history_records(a, batch[a.index].source.timestamp_ms)
         ]
-        enrich = enrich_requests(plan, failed, at) if self.config.enrich_topic else []
+        partitions = [incoming.source.partition for incoming in batch]
+        enrich = enrich_requests(plan, failed, at, partitions) if self.config.enrich_topic else []
         acks = [
             event_ack(batch[a.index].source, a.event, a.after.version, "applied", at)
             for a in applied

@@ -357,22 +357,34 @@ def test_enrich_request_round_trips_through_its_record() -> None:
         memory_id="mem:7",
         version=3,
         event_id="e-7",
-        content="Zoë lives in Zürich",
         decide=False,
         occurred_at=T0,
         indexed_at_ms=1_709_296_200_123,
     )
     record = req.record()
     assert isinstance(record, OutRecord)
-    assert record.key == b"t-1"
+    assert (record.key, record.partition) == (b"t-1", None)
     assert record.value is not None
     assert EnrichRequest.model_validate_json(record.value) == req
     assert json.loads(record.value)["decide"] is False
+    assert req.record(partition=3).partition == 3
+
+
+def test_enrich_request_goes_by_reference() -> None:
+    """A request written before they went by reference is still read; its text is
+    never written again (memory.enrich holds no memory's text)."""
+    old = EnrichRequest.model_validate_json(
+        b'{"tenant":"t","memory_id":"m","version":1,"event_id":"e",'
+        b'"content":"Zo\\u00eb lives in Z\\u00fcrich","indexed_at_ms":5}'
+    )
+    assert old.content == "Zoë lives in Zürich"
+    value = old.record().value or b""
+    assert b"content" not in value and "Zürich" not in value.decode()
 
 
 def test_enrich_request_defaults() -> None:
     req = EnrichRequest.model_validate_json(
-        b'{"tenant":"t","memory_id":"m","version":1,"event_id":"e","content":"c","indexed_at_ms":5}'
+        b'{"tenant":"t","memory_id":"m","version":1,"event_id":"e","indexed_at_ms":5}'
     )
     assert req.decide is True
     assert req.occurred_at is None
@@ -420,9 +432,9 @@ def test_enriched_record_shape() -> None:
         "decision": "UPDATE",
         "decision_by": "llm",
         "target": "old",
-        "facts": ["a fact"],
+        "facts": 1,
         "importance": None,
-        "failures": {"importance": "timeout: slow"},
+        "failures": {"importance": "timeout"},
         "indexed_at_ms": 1_709_296_200_000,
         "enriched_at_ms": 1_709_296_201_000,
     }

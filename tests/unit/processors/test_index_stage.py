@@ -8,7 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from processors.core.events import EventType, MemoryEvent, new_event
+from processors.core.events import EventType, MemoryEvent, Mode, new_event
 from processors.core.objects import DeleteItem, object_uuid
 from processors.core.records import OutRecord, SourceRef
 from processors.core.retry import Backoff
@@ -46,6 +46,7 @@ class Harness:
         store: FakeVectorStore | None = None,
         sink: FakeSink | None = None,
         state: DictState | None = None,
+        enrich_topic: str | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.state = state or DictState()
@@ -59,6 +60,7 @@ class Harness:
             limits=Limits(vector_dim=4),
             backoff=Backoff(base_s=0.001, cap_s=0.002),
             writes=WritePolicy(backoff=Backoff(base_s=0.001, cap_s=0.002)),
+            enrich_topic=enrich_topic,
         )
         self.stage: IndexStage[None] = IndexStage(
             self.config,
@@ -428,6 +430,20 @@ async def test_acks_are_sent_after_history_dead_letters_and_enrich_requests() ->
     assert len(h.dead()) == 1 and len(h.history()) == 2
     assert sink.completed[-1] == INDEXED
     assert sink.completed.count(INDEXED) == 1
+
+
+async def test_enrich_requests_go_by_reference_beside_their_events() -> None:
+    """An intelligent memory's request names it (no text: an erase has nothing to
+    reach on memory.enrich) and goes to its event's partition, whatever partitioner
+    the event's producer used, so the tenant's requests keep its events' order."""
+    h = Harness(enrich_topic="memory.enrich")
+    smart = add("e1", "m-1", "Alice lives in Zürich", mode=Mode.INTELLIGENT)
+    await h.stage.process(batch(smart, add("e2", "m-2", "plain"), partition=3))
+    (request,) = h.sink.records["memory.enrich"]
+    assert (request.key, request.partition) == (TENANT.encode(), 3)
+    value = json.loads(request.value or b"")
+    assert (value["memory_id"], value["version"], value["event_id"]) == ("m-1", 1, "e1")
+    assert "content" not in value and "Zürich" not in (request.value or b"").decode()
 
 
 async def test_process_safely_returns_process_report_when_healthy() -> None:

@@ -378,6 +378,23 @@ async def test_record_sink_sends_out_records_through_the_resilient_producer() ->
     await producer.stop()
 
 
+async def test_record_sink_sends_records_with_a_partition_there_in_order() -> None:
+    broker = FakeBroker()
+    producer = ResilientProducer(Factory(broker))
+    await producer.start()
+    out = [
+        OutRecord(b"t", b"1", 2),
+        OutRecord(b"u", b"2"),
+        OutRecord(b"t", b"3", 2),
+        OutRecord(b"t", b"4", 0),
+    ]
+    await KafkaRecordSink(producer).send_all("enrich", out)
+    assert broker.topics["enrich/2"] == [(b"t", b"1"), (b"t", b"3")]
+    assert broker.topics["enrich/0"] == [(b"t", b"4")]
+    assert broker.topics["enrich"] == [(b"u", b"2")]
+    await producer.stop()
+
+
 async def test_event_publisher_publishes_through_a_resilient_producer() -> None:
     publisher = EventPublisher(Settings(topic_prefix="unit."), delivery_timeout_s=2.0)
     assert publisher.producer.delivery_timeout_s == 2.0
