@@ -137,9 +137,18 @@ class EnrichStore(Protocol):
 
 class ItemProcessor(Protocol):
     """One enrichment (facts, importance or decision) over many items; never raises
-    for an item: its result is the answer or a Failure."""
+    for an item: its result is the answer or a Failure.
 
-    async def run(self, items: dict[str, dict[str, Any]]) -> dict[str, Result]: ...
+    ``scopes`` (item id -> scope, see :mod:`processors.core.cache_scope`): a prompt packs
+    items of one scope only, and an answer is cached under its item's scope; ``keep``:
+    answers are cached only while it says True."""
+
+    async def run(
+        self,
+        items: dict[str, dict[str, Any]],
+        scopes: Mapping[str, str] | None = None,
+        keep: Callable[[], bool] | None = None,
+    ) -> dict[str, Result]: ...
 
 
 class Cache(Protocol):
@@ -148,6 +157,16 @@ class Cache(Protocol):
     def get(self, key: str) -> bytes | None: ...
 
     def put(self, key: str, value: bytes) -> None: ...
+
+
+class Forgetting(Protocol):
+    """The part of ``llm_cache`` an erase needs: forget every answer under a key
+    prefix, and an epoch that moves at each forgetting (so that answers asked for
+    before it are not cached after it)."""
+
+    def epoch(self) -> int: ...
+
+    def forget(self, prefix: str) -> None: ...
 
 
 class Completer(Protocol):

@@ -298,9 +298,18 @@ class FakeProcessor:
     def __init__(self, answer: Callable[[dict[str, Any]], Result | None]) -> None:
         self.answer = answer
         self.runs: list[dict[str, dict[str, Any]]] = []
+        self.scopes: list[dict[str, str]] = []
+        self.keeps: list[Callable[[], bool]] = []
 
-    async def run(self, items: dict[str, dict[str, Any]]) -> dict[str, Result]:
+    async def run(
+        self,
+        items: dict[str, dict[str, Any]],
+        scopes: Mapping[str, str] | None = None,
+        keep: Callable[[], bool] | None = None,
+    ) -> dict[str, Result]:
         self.runs.append(dict(items))
+        self.scopes.append(dict(scopes or {}))
+        self.keeps.append(keep or (lambda: True))
         results: dict[str, Result] = {}
         for item_id, payload in items.items():
             got = self.answer(payload)
@@ -315,7 +324,12 @@ class FakeProcessor:
 class BrokenProcessor:
     """An ``ItemProcessor`` with a bug: every run raises."""
 
-    async def run(self, items: dict[str, dict[str, Any]]) -> dict[str, Result]:
+    async def run(
+        self,
+        items: dict[str, dict[str, Any]],
+        scopes: Mapping[str, str] | None = None,
+        keep: Callable[[], bool] | None = None,
+    ) -> dict[str, Result]:
         raise RuntimeError("processor bug")
 
 
@@ -368,11 +382,23 @@ class FakeCompleter:
 
 
 class DictCache:
-    """A ``Cache`` in a dict; ``puts`` lists the keys written, in order."""
+    """A ``Cache`` and ``Forgetting`` in a dict; ``puts`` lists the keys written, in
+    order, ``forgotten`` the prefixes forgotten; ``on_forget`` is called at each."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_forget: Callable[[str], None] | None = None) -> None:
         self.data: dict[str, bytes] = {}
         self.puts: list[str] = []
+        self.forgotten: list[str] = []
+        self.on_forget = on_forget
+
+    def epoch(self) -> int:
+        return len(self.forgotten)
+
+    def forget(self, prefix: str) -> None:
+        if self.on_forget is not None:
+            self.on_forget(prefix)
+        self.forgotten.append(prefix)
+        self.data = {k: v for k, v in self.data.items() if not k.startswith(prefix)}
 
     def get(self, key: str) -> bytes | None:
         return self.data.get(key)

@@ -18,12 +18,13 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from processors.core.cache_scope import cache_scope
 from processors.core.enrichment import (
     Candidate,
     Decision,
@@ -45,6 +46,7 @@ from processors.metrics import Metrics
 from processors.ports import (
     Clock,
     EnrichStore,
+    Forgetting,
     Incoming,
     ItemProcessor,
     RecordSink,
@@ -132,13 +134,17 @@ class EnrichStage(StageSkeleton[H]):
         health: Health | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        cache: Forgetting | None = None,
     ) -> None:
+        """``cache``: the processors' ``llm_cache``; its epoch keeps the answers of a
+        batch an erase overtook from being cached."""
         super().__init__(
             "enrich", config, sink, metrics, health=health, now=now, sleep=sleep, rng=rng
         )
         self.ack_topic = config.enriched_topic
         self.config, self.store, self.processors = config, store, processors
         self.write_lock = write_lock
+        self.cache = cache
 
     # -- the skeleton's hooks ----------------------------------------------------------
 
@@ -163,6 +169,10 @@ class EnrichStage(StageSkeleton[H]):
         dead: list[DeadLetter] = []
         acks: list[OutRecord] = []
         latest = self._dispatch(batch, dead, acks)
+        # Taken before the memories are read: an erase after this point (which forgets
+        # the tenant's cached answers once the memory is gone) keeps this batch's
+        # answers out of the cache.
+        keep = self._unchanged_cache()
 
         started = time.perf_counter()
         pending = await self._load(latest, acks)
@@ -170,7 +180,7 @@ class EnrichStage(StageSkeleton[H]):
         self.metrics.stage_seconds.labels("enrich_read").observe(time.perf_counter() - started)
 
         started = time.perf_counter()
-        await self._ask(pending)
+        await self._ask(pending, keep)
         self.metrics.stage_seconds.labels("enrich_llm").observe(time.perf_counter() - started)
 
         started = time.perf_counter()
@@ -304,9 +314,18 @@ class EnrichStage(StageSkeleton[H]):
             p.candidates = candidates
             p.decision = local_decision(p.stored.content, candidates)
 
-    async def _ask(self, pending: list[Pending]) -> None:
-        """The three processors, concurrently; each packs its items into few prompts."""
+    def _unchanged_cache(self) -> Callable[[], bool]:
+        cache = self.cache
+        if cache is None:
+            return lambda: True
+        epoch = cache.epoch()
+        return lambda: cache.epoch() == epoch
+
+    async def _ask(self, pending: list[Pending], keep: Callable[[], bool]) -> None:
+        """The three processors, concurrently; each packs its items into few prompts,
+        each prompt about one tenant's memories only."""
         ids = {str(i): p for i, p in enumerate(pending)}
+        scopes = {i: cache_scope(p.incoming.source.partition, p.req.tenant) for i, p in ids.items()}
         text_items = {i: {"memory": p.stored.content} for i, p in ids.items()}
         decide_items = {
             i: decision_item(p.stored.content, p.candidates)
@@ -314,9 +333,9 @@ class EnrichStage(StageSkeleton[H]):
             if p.req.decide and p.decision is None
         }
         facts, importance, decisions = await asyncio.gather(
-            self.processors[PromptKind.FACTS].run(text_items),
-            self.processors[PromptKind.IMPORTANCE].run(text_items),
-            self.processors[PromptKind.DECISION].run(decide_items),
+            self.processors[PromptKind.FACTS].run(text_items, scopes, keep),
+            self.processors[PromptKind.IMPORTANCE].run(text_items, scopes, keep),
+            self.processors[PromptKind.DECISION].run(decide_items, scopes, keep),
         )
         for i, p in ids.items():
             p.asked_decision = i in decide_items

@@ -1,7 +1,8 @@
 """One enrichment processor (facts, importance or decision): cache, pack, ask, retry.
 
-Items are looked up in ``llm_cache`` first; the misses are packed into balanced
-prompts of at most ``batch_size`` memories, sent with at most ``concurrency``
+Items are looked up in ``llm_cache`` first, under their scope (partition and tenant);
+the misses are packed, scope by scope (a prompt never holds memories of two tenants),
+into balanced prompts of at most ``batch_size`` memories, sent with at most ``concurrency``
 requests in flight. A request that fails (timeout, 5xx) is retried with backoff and
 full jitter; the items an answer lacks or spoils are asked for again alone, and
 given up after two unusable answers. What still fails is reported as a Failure with
@@ -19,6 +20,7 @@ import json
 import logging
 import math
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,14 +81,28 @@ class Processor:
         self._slots = asyncio.Semaphore(config.concurrency)
         self._rng = rng or random.Random()
 
-    async def run(self, items: dict[str, dict[str, Any]]) -> dict[str, Result]:
-        """The result of every item (by item id): cached, answered, or a Failure."""
+    async def run(
+        self,
+        items: dict[str, dict[str, Any]],
+        scopes: Mapping[str, str] | None = None,
+        keep: Callable[[], bool] | None = None,
+    ) -> dict[str, Result]:
+        """The result of every item (by item id): cached, answered, or a Failure.
+
+        ``scopes``: item id -> scope (:func:`processors.core.cache_scope.cache_scope`;
+        none: one scope for all). A prompt packs items of one scope only, and answers are
+        cached under their scope. ``keep``: answers are cached only while it is True (an
+        erase in between forgets what was cached before it, and this keeps what was
+        asked before it from being cached after)."""
         results: dict[str, Result] = {}
         keys: dict[str, str] = {}
-        # Items with the same cache key (same content) are asked once and share the answer.
+        # Items with the same cache key (same scope and content) are asked once and
+        # share the answer.
         same: dict[str, list[str]] = {}
+        by_scope: dict[str, list[str]] = {}
         for item_id, payload in items.items():
-            key = cache_key(self.prompt.kind, self.model, self.prompt.version, payload)
+            scope = scopes.get(item_id, "") if scopes is not None else ""
+            key = scope + cache_key(self.prompt.kind, self.model, self.prompt.version, payload)
             cached = self.cache.get(key)
             if cached is not None:
                 self.metrics.llm_cache.labels(self.kind, "hit").inc()
@@ -98,9 +114,14 @@ class Processor:
             else:
                 same[key] = [item_id]
                 keys[item_id] = key
-        chunks = balanced_chunks(list(keys), self.config.batch_size)
+                by_scope.setdefault(scope, []).append(item_id)
+        chunks = [
+            chunk
+            for ids in by_scope.values()
+            for chunk in balanced_chunks(ids, self.config.batch_size)
+        ]
         answered = await asyncio.gather(
-            *(self._chunk({i: items[i] for i in chunk}, keys) for chunk in chunks)
+            *(self._chunk({i: items[i] for i in chunk}, keys, keep or _always) for chunk in chunks)
         )
         for part in answered:
             for item_id, result in part.items():
@@ -112,6 +133,7 @@ class Processor:
         self,
         items: dict[str, dict[str, Any]],
         keys: dict[str, str],
+        keep: Callable[[], bool],
         attempts: int | None = None,
         unusable: int = 0,
     ) -> dict[str, Result]:
@@ -142,8 +164,11 @@ class Processor:
                 if not exc.retriable:
                     break
                 continue
+            cacheable = keep()
             for item_id, value in answer.results.items():
-                self.cache.put(keys[item_id], json.dumps(value, separators=(",", ":")).encode())
+                if cacheable:
+                    value_json = json.dumps(value, separators=(",", ":")).encode()
+                    self.cache.put(keys[item_id], value_json)
                 results[item_id] = value
                 del pending[item_id]
             if not pending:
@@ -156,7 +181,7 @@ class Processor:
             if len(items) > 1 and attempt + 1 < attempts:
                 alone = await asyncio.gather(
                     *(
-                        self._chunk({i: pending[i]}, keys, attempts - attempt - 1, unusable)
+                        self._chunk({i: pending[i]}, keys, keep, attempts - attempt - 1, unusable)
                         for i in pending
                     )
                 )
@@ -196,6 +221,10 @@ class Processor:
             log.debug("%s answer repaired: %s", self.kind, ", ".join(parsed.repairs))
         results = {i: r.model_dump(exclude={"id"}) for i, r in parsed.results.items()}
         return Answer(results, parsed.verdict, parsed.problem), content
+
+
+def _always() -> bool:
+    return True
 
 
 @dataclass(frozen=True)

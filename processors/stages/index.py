@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
+from processors.core.cache_scope import cache_scope
 from processors.core.enrichment import EnrichRequest
 from processors.core.events import MemoryEvent, Mode
 from processors.core.health import Health
@@ -32,6 +33,7 @@ from processors.core.validation import Limits, Rejection, check_key, parse_event
 from processors.metrics import Metrics
 from processors.ports import (
     Clock,
+    Forgetting,
     Incoming,
     RecordSink,
     Sleep,
@@ -146,12 +148,16 @@ class IndexStage(StageSkeleton[H]):
         health: Health | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        cache: Forgetting | None = None,
     ) -> None:
+        """``cache``: the enrich stage's ``llm_cache``, whose answers about a tenant an
+        erase forgets."""
         super().__init__(
             "index", config, sink, metrics, health=health, now=now, sleep=sleep, rng=rng
         )
         self.ack_topic = config.indexed_topic
         self.config = config
+        self.cache = cache
         # Shared with the enrich stage so that its writes never overwrite a newer version.
         self.write_lock = write_lock or asyncio.Lock()
         self.state = state
@@ -224,6 +230,7 @@ class IndexStage(StageSkeleton[H]):
             )
         failed = await self.writes.write(plan)
         applied = [a for a in plan.applied if a.key not in failed]
+        self._forget_erased(batch, applied)
         noops = [n for n in plan.noops if n.key not in failed]
         # A no-op judged against a change Weaviate refused depends on it: dead-letter it too.
         changes: list[Applied | NoOp] = [*plan.applied, *plan.noops]
@@ -244,6 +251,22 @@ class IndexStage(StageSkeleton[H]):
             self.metrics.events_noop.labels(noop.event.type.value, noop.reason).inc()
         report = BatchReport(len(batch), len(applied), len(noops), len(dead))
         return report, self._state_writes(batch, plan, failed)
+
+    def _forget_erased(self, batch: Sequence[Incoming[H]], applied: list[Applied]) -> None:
+        """The cached enrichment answers of every tenant with an erased memory, forgotten
+        once the memory is gone from the store (an enrichment that read it before is
+        kept from caching by the cache's epoch). All the tenant's answers, not only this
+        memory's: an answer may fold its text into another memory's, and older versions
+        had other texts."""
+        if self.cache is None:
+            return
+        scopes = {
+            cache_scope(batch[a.index].source.partition, a.event.tenant)
+            for a in applied
+            if a.kind == Kind.ERASE
+        }
+        for scope in sorted(scopes):
+            self.cache.forget(scope)
 
     async def _publish(
         self,

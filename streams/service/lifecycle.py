@@ -32,7 +32,8 @@ from processors.stages.index import IndexConfig, IndexStage
 from processors.stages.object_writes import WritePolicy
 from streams import clients
 from streams.client.topics import Topics
-from streams.service.state import LocalCache, PartitionedState
+from streams.service.llm_cache import LocalCache
+from streams.service.state import PartitionedState
 from streams.service.state_rebuild import committed_offsets, replay_partition
 from streams.settings import Settings
 
@@ -160,6 +161,7 @@ class Resources:
             self.metrics,
             write_lock=self.write_lock,
             health=self.health,
+            cache=self.cache,
         )
         return self._stage
 
@@ -188,6 +190,7 @@ class Resources:
             self.metrics,
             self.write_lock,
             health=self.health,
+            cache=self.cache,
         )
         return self._enrich
 

@@ -1,4 +1,4 @@
-"""``memory_state``, which follows its partition, and ``llm_cache``. Not pure.
+"""``memory_state``, which follows its partition. Not pure.
 
 :class:`PartitionedState` is the worker's ``StateStore``: a local rocksdict copy of the
 state of each ``memory.events`` partition the worker owns, made durable in the
@@ -41,7 +41,7 @@ from processors.core.state import MemoryState
 from processors.metrics import Metrics
 from processors.ports import StateWrite
 
-__all__ = ["APPLIED_KEY", "LocalCache", "LocalState", "PartitionedState"]
+__all__ = ["APPLIED_KEY", "LocalState", "PartitionedState"]
 
 log = logging.getLogger(__name__)
 
@@ -290,24 +290,3 @@ class LocalState(_LocalCopy):
             if offset > self.applied_through(partition):
                 batch.put(_applied_key(partition), str(offset).encode())
         self._db.write(batch)
-
-
-class LocalCache:
-    """``llm_cache``: answers by cache key, in a local rocksdict database.
-
-    A cache, so losing it costs LLM requests, never correctness: kept local, in the
-    worker's own state folder, and not restored."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = Rdict(str(path), options=Options(raw_mode=True))
-
-    def get(self, key: str) -> bytes | None:
-        value = self._db.get(key.encode())
-        return bytes(value) if value is not None else None
-
-    def put(self, key: str, value: bytes) -> None:
-        self._db[key.encode()] = value
-
-    def close(self) -> None:
-        self._db.close()

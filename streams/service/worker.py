@@ -80,10 +80,12 @@ def attach_rebalance(app: faust.App, settings: Settings, resources: Resources) -
 
     async def revoked(sender: Any, revoked: Set[Any], **kwargs: Any) -> None:
         resources.state.revoke(ours(revoked))
+        resources.cache.release(ours(revoked))
 
     async def assigned(sender: Any, assigned: Set[Any], **kwargs: Any) -> None:
         partitions = ours(assigned)
         resources.state.assign(partitions)
+        resources.cache.take(partitions)
         log.warning("assignment: worker %s owns %s partitions %s", who, events, partitions)
 
     # faust's signal types want a `signal` keyword our handlers take through **kwargs

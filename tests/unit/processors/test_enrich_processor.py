@@ -444,3 +444,37 @@ async def test_every_answer_is_accounted_for_once() -> None:
         for v in ("valid", "repaired", "invalid")
     )
     assert answers == len(h.completer.calls) == 3
+
+
+# -- scopes: a prompt about one tenant, answers cached under their tenant -----------------
+
+
+async def test_a_prompt_never_packs_items_of_two_scopes() -> None:
+    h = Harness(batch_size=16)
+    items = memories("a", "b", "c", "d")
+    scopes = {"m0": "0\x1ft1\x1f", "m1": "0\x1ft2\x1f", "m2": "0\x1ft1\x1f", "m3": "1\x1ft3\x1f"}
+    await h.processor.run(items, scopes)
+    asked = sorted(sorted(ids) for ids in h.completer.ids())
+    assert asked == [["m0", "m2"], ["m1"], ["m3"]]
+
+
+async def test_answers_are_cached_under_their_scope_only() -> None:
+    """The same text of two tenants is asked for each: one tenant's answer (and so
+    whether a text was enriched before) is never served to another."""
+    h = Harness()
+    await h.processor.run({"x": {"memory": "same"}}, {"x": "0\x1ft1\x1f"})
+    await h.processor.run({"y": {"memory": "same"}}, {"y": "0\x1ft2\x1f"})
+    assert len(h.completer.calls) == 2
+    assert sorted(h.cache.data) == sorted(
+        f"0\x1f{t}\x1f" + key_of({"memory": "same"}) for t in ("t1", "t2")
+    )
+    await h.processor.run({"z": {"memory": "same"}}, {"z": "0\x1ft1\x1f"})
+    assert len(h.completer.calls) == 2  # t1's own answer is a hit
+
+
+async def test_nothing_is_cached_once_keep_says_no() -> None:
+    """An erase while the request was out: its answer is used but not cached."""
+    h = Harness()
+    results = await h.processor.run(memories("a", "b"), keep=lambda: False)
+    assert results == {"m0": {"facts": ["A"]}, "m1": {"facts": ["B"]}}
+    assert h.cache.data == {}

@@ -19,7 +19,7 @@ from processors.core.retry import Backoff
 from processors.metrics import build_metrics
 from processors.ports import Incoming
 from processors.stages.enrich import EnrichConfig, EnrichStage
-from tests.fakes import BrokenProcessor, FakeEnrichStore, FakeProcessor, FakeSink
+from tests.fakes import BrokenProcessor, DictCache, FakeEnrichStore, FakeProcessor, FakeSink
 
 EVENTS = "memory.events"
 ENRICHED = "memory.enriched"
@@ -61,6 +61,7 @@ class Harness:
         importance: Callable[[dict[str, Any]], Result | None] = default_importance,
         decision: Callable[[dict[str, Any]], Result | None] = default_decision,
         sink: FakeSink | None = None,
+        cache: DictCache | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.lock = asyncio.Lock()
@@ -89,6 +90,7 @@ class Harness:
             build_metrics(self.registry),
             self.lock,
             now=lambda: NOW,
+            cache=cache,
         )
 
     def metric(self, name: str, **labels: str) -> float:
@@ -579,3 +581,36 @@ async def test_one_unusable_target_does_not_fail_the_batch() -> None:
     await h.stage.process(batch(req("odd", "odd"), req("fine", "fine")))
     assert h.outcomes() == [("odd", 1, "enriched"), ("fine", 1, "enriched")]
     assert (h.acks()[0]["decision"], h.acks()[0]["decision_by"]) == ("ADD", "invalid_target")
+
+
+async def test_each_item_is_asked_in_the_scope_of_its_partition_and_tenant() -> None:
+    h = Harness()
+    h.store.put("a", 1, tenant="t1")
+    h.store.put("b", 1, tenant="t2")
+    items = [*batch(req("a", "alpha", tenant="t1"), req("b", "beta", tenant="t2"))]
+    items = [
+        Incoming(i.key, i.value, SourceRef("memory.enrich", 4, n, 0), None)
+        for n, i in enumerate(items)
+    ]
+    await h.stage.process(items)
+    (scopes,) = h.facts.scopes
+    assert sorted(scopes.values()) == ["4\x1ft1\x1f", "4\x1ft2\x1f"]
+
+
+async def test_an_erase_while_the_model_is_asked_keeps_the_answers_out_of_the_cache() -> None:
+    cache = DictCache()
+
+    def facts_while_erased(payload: dict[str, Any]) -> Result | None:
+        cache.forget("0\x1facme\x1f")  # the index stage erased a memory meanwhile
+        return {"facts": [payload["memory"]]}
+
+    h = Harness(facts=facts_while_erased, cache=cache)
+    h.store.put("m", 1)
+    await h.stage.process(batch(req("m", "mine", decide=False)))
+    assert [keep() for keep in h.facts.keeps] == [False]
+    assert [keep() for keep in h.importance.keeps] == [False]
+    # a batch after it caches again
+    quiet = Harness(cache=cache)
+    quiet.store.put("m", 1)
+    await quiet.stage.process(batch(req("m", "mine", decide=False)))
+    assert [keep() for keep in quiet.facts.keeps] == [True]

@@ -22,6 +22,7 @@ from processors.stages.object_writes import WritePolicy
 from tests.fakes import (
     PERMANENT_REFUSAL,
     BrokenState,
+    DictCache,
     DictState,
     FakeEmbedder,
     FakeSink,
@@ -47,6 +48,7 @@ class Harness:
         sink: FakeSink | None = None,
         state: DictState | None = None,
         enrich_topic: str | None = None,
+        cache: DictCache | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.state = state or DictState()
@@ -70,6 +72,7 @@ class Harness:
             self.sink,
             build_metrics(self.registry),
             now=lambda: NOW,
+            cache=cache,
         )
 
     def metric(self, name: str, **labels: str) -> float:
@@ -238,6 +241,25 @@ async def test_delete_removes_object() -> None:
     assert h.history()[-1].key == b"acme/m-1/2"
     assert h.acks()[-1]["outcome"] == "applied"
     assert h.metric("agentmem_events_applied_total", type="memory.delete") == 1
+
+
+async def test_an_erase_forgets_the_tenants_cached_answers_once_the_object_is_gone() -> None:
+    deleted_when_forgotten: list[int] = []
+    cache = DictCache(
+        on_forget=lambda prefix: deleted_when_forgotten.append(len(store.delete_calls))
+    )
+    store = FakeVectorStore()
+    h = Harness(store=store, cache=cache)
+    cache.data = {"2\x1facme\x1fk": b"1", "2\x1facme-2\x1fk": b"2", "0\x1facme\x1fk": b"3"}
+    await h.stage.process(batch(add("e1", "m-1", "secret"), partition=2))
+    assert cache.forgotten == []  # an add forgets nothing
+    await h.stage.process(
+        batch(ev(EventType.ERASE, "e2"), ev(EventType.ERASE, "e3", "m-2"), partition=2)
+    )
+    # one forgetting for the tenant in its partition, after the object's delete
+    assert cache.forgotten == ["2\x1facme\x1f"]
+    assert deleted_when_forgotten == [1]
+    assert sorted(cache.data) == ["0\x1facme\x1fk", "2\x1facme-2\x1fk"]
 
 
 async def test_erase_removes_object_and_tombstones_history() -> None:
