@@ -14,6 +14,7 @@ from streams.stack.llm_model import LlmModelError, ensure_llm_model
 from streams.stack.llm_runtime import LlmRuntimeError, ensure_llm_runtime
 from streams.stack.llm_server import LlamaServer
 from streams.stack.modelpack import ModelPackError, ensure_pack
+from streams.stack.secure import env_file, secure_settings, stack_is_secure
 from streams.stack.wheels import WheelError
 
 BUILD_ERRORS = (BuildError, ModelPackError, LlmModelError, LlmRuntimeError, WheelError)
@@ -40,14 +41,24 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     up = actions.add_parser("up", help="start the stack (reuses running components)")
     up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for health")
     kafka_brokers_option(up)
+    secure_option(up)
     up.add_argument(
         "--llm",
         action="store_true",
         help="also the local LLM server (Qwen2.5-Coder of AGENTMEM_LLM_LOCAL_SIZE)",
     )
     actions.add_parser("down", help="stop the components this stack started")
-    kafka_brokers_option(
-        actions.add_parser("status", help="health, port and pid of each component")
+    status = actions.add_parser("status", help="health, port and pid of each component")
+    kafka_brokers_option(status)
+    secure_option(status)
+
+
+def secure_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="Kafka with SASL/SCRAM over TLS and Weaviate with an API key; the credentials "
+        "go to <stack dir>/secure/env.sh (source it in the clients' shell)",
     )
 
 
@@ -94,6 +105,12 @@ def print_status(settings: Settings) -> bool:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     action = args.stack_action
+    if getattr(args, "secure", False):
+        try:
+            settings = secure_settings(settings)
+        except ValueError as exc:
+            print(f"stack {action} --secure: {exc}")
+            return 2
     if action == "build":
         try:
             built = build_components(settings, args.component)
@@ -117,6 +134,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(
                 f"\nKafka runs {n} brokers ({servers}); give every process (worker, API, "
                 f"clients) AGENTMEM_KAFKA_BROKERS={n} (or AGENTMEM_KAFKA_BOOTSTRAP_SERVERS)"
+            )
+        if stack_is_secure(settings):
+            print(
+                f"\nKafka takes SASL_SSL (SCRAM) only and Weaviate an API key; give every "
+                f"client the credentials with:\n  source {env_file(settings)}"
             )
         if args.llm:
             print("\nPoint a worker at the local LLM with:")

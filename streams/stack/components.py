@@ -4,6 +4,7 @@ Prometheus, how each is configured, started and checked; and the list of them al
 from __future__ import annotations
 
 import logging
+import secrets
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,20 @@ from streams.stack.build import Artifacts, weaviate_bin_path
 from streams.stack.component import Component
 from streams.stack.kafka_node import kafka_nodes
 from streams.stack.launcher import http_ok
+from streams.stack.secure import WEAVIATE_USER
 
 log = logging.getLogger(__name__)
 
 
 class Weaviate(Component):
-    """Weaviate built from its Go module; vectors are supplied by us."""
+    """Weaviate built from its Go module; vectors are supplied by us.
+
+    Every listener that can be told binds to loopback (HTTP, gossip, raft); the gRPC
+    server and the cluster data port cannot (they listen on every interface), so gRPC
+    refuses clients without the API key when one is set and the data port takes a
+    password; the metrics server (every interface too, tenant names in its series) runs
+    only when ``weaviate_metrics`` asks for it; the Go profiling listener (a fixed port,
+    every interface) is off."""
 
     name = "weaviate"
 
@@ -54,28 +63,48 @@ class Weaviate(Component):
             "PERSISTENCE_DATA_PATH": str(self.home / "data"),
             "DEFAULT_VECTORIZER_MODULE": "none",
             "ENABLE_MODULES": "",
-            "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "true",
+            **self._auth_env(),
             "QUERY_DEFAULTS_LIMIT": "25",
             "GRPC_PORT": str(self.settings.weaviate_grpc_port),
             "CLUSTER_HOSTNAME": "node1",
             "CLUSTER_ADVERTISE_ADDR": "127.0.0.1",
+            "CLUSTER_BIND_ADDR": "127.0.0.1",
+            # The data port (the nodes' internal API: objects, backups) listens on every
+            # interface whatever the bind address: a password only this process knows,
+            # new at each start (a single node is its only client).
+            "CLUSTER_BASIC_AUTH_USERNAME": "agentmem-cluster",
+            "CLUSTER_BASIC_AUTH_PASSWORD": secrets.token_hex(24),
             "CLUSTER_GOSSIP_BIND_PORT": str(base),
             "CLUSTER_DATA_BIND_PORT": str(base + 1),
             "RAFT_PORT": str(base + 2),
             "RAFT_INTERNAL_RPC_PORT": str(base + 3),
             "RAFT_BOOTSTRAP_EXPECT": "1",
             "DISABLE_TELEMETRY": "true",
-            "PROMETHEUS_MONITORING_ENABLED": "true",
+            "PROMETHEUS_MONITORING_ENABLED": str(self.settings.weaviate_metrics).lower(),
             "PROMETHEUS_MONITORING_PORT": str(self.settings.weaviate_metrics_port),
             # One series per metric instead of one per collection and tenant shard: with
             # many tenants, rendering the per-shard page for each scrape kept about 40%
             # of a core busy while idle (Weaviate recommends it for multi-tenancy).
             "PROMETHEUS_MONITORING_GROUP": "true",
+            "GO_PROFILING_DISABLE": "true",
             "LOG_LEVEL": "info",
             "GOMEMLIMIT": "4GiB",
         }
 
+    def _auth_env(self) -> dict[str, str]:
+        """Anonymous access, or only the settings' API key when one is set."""
+        key = self.settings.weaviate_api_key.get_secret_value()
+        if not key:
+            return {"AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "true"}
+        return {
+            "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",
+            "AUTHENTICATION_APIKEY_ENABLED": "true",
+            "AUTHENTICATION_APIKEY_ALLOWED_KEYS": key,
+            "AUTHENTICATION_APIKEY_USERS": WEAVIATE_USER,
+        }
+
     def healthy(self) -> bool:
+        # the readiness endpoint answers without a key: it says nothing about the data
         return http_ok(f"{self.settings.weaviate_url}/v1/.well-known/ready")
 
 
@@ -117,6 +146,10 @@ class Prometheus(Component):
             "agentmem-api": self.settings.api_port,
             "weaviate": self.settings.weaviate_metrics_port,
         }
+        if not self.settings.weaviate_metrics:  # nothing serves them (Weaviate above)
+            config["scrape_configs"] = [
+                job for job in config["scrape_configs"] if job["job_name"] != "weaviate"
+            ]
         for job in config["scrape_configs"]:
             if "static_configs" in job:
                 name = job["job_name"]

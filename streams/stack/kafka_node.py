@@ -1,10 +1,16 @@
 """Apache Kafka of the local stack, one KRaft node or several: how a node is
-configured, formatted, started and checked, and what another layout left running."""
+configured, formatted, started and checked, and what another layout left running.
+
+A single node may be secure (the settings ask for SASL_SSL: `stack up --secure`): its
+client listener then takes TLS (certs.py) and SCRAM users made at format time; its
+controller listener stays plaintext on loopback (SCRAM cannot authenticate a KRaft
+controller: its users live in the metadata the controller serves)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import logging
 import re
 import subprocess
@@ -13,11 +19,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from streams.kafka_connection import KafkaConnection
 from streams.settings import Settings
 from streams.stack.build import Artifacts, kafka_libs_dir
+from streams.stack.certs import cert_paths, write_private
 from streams.stack.component import Component
 from streams.stack.launcher import port_open
 from streams.stack.process import ProcessFiles, running_pid
+from streams.stack.secure import (
+    KAFKA_BROKER_USER,
+    KAFKA_CLIENT_USER,
+    MECHANISM,
+    load_secrets,
+    secure_dir,
+    stack_is_secure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +72,59 @@ class Kafka(Component):
     def marker(self) -> str:
         return str(self.config_path)
 
+    @property
+    def secure(self) -> bool:
+        return stack_is_secure(self.settings)
+
+    @property
+    def data_dir(self) -> Path:
+        """Plaintext and secure storage apart: SCRAM users exist only in storage
+        formatted with them, and switching modes must not need a wipe."""
+        return self.home / ("data-sasl" if self.secure else "data")
+
+    def _listener_properties(self, broker: int, controller: int) -> dict[str, str]:
+        if not self.secure:
+            return {
+                "listeners": f"PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}",
+                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{broker}",
+                "inter.broker.listener.name": "PLAINTEXT",
+                "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            }
+        found = load_secrets(self.settings)
+        if found is None:
+            raise RuntimeError("the secure stack's secrets are missing: `stack up --secure`")
+        certs = cert_paths(secure_dir(self.settings))
+        login = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{KAFKA_BROKER_USER}" password="{found.broker_password}";'
+        )
+        return {
+            "listeners": f"SASL_SSL://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}",
+            "advertised.listeners": f"SASL_SSL://127.0.0.1:{broker}",
+            "inter.broker.listener.name": "SASL_SSL",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
+            "sasl.enabled.mechanisms": MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": MECHANISM,
+            f"listener.name.sasl_ssl.{MECHANISM.lower()}.sasl.jaas.config": login,
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(certs.broker_keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(certs.ca_file),
+            "ssl.client.auth": "none",
+        }
+
+    def _scram_users(self) -> list[str]:
+        """``--add-scram`` arguments of a secure node's format: the client's user and the
+        broker's own (its inter-broker login)."""
+        found = load_secrets(self.settings)
+        if not self.secure or found is None:
+            return []
+        users = [
+            (KAFKA_CLIENT_USER, found.kafka_password),
+            (KAFKA_BROKER_USER, found.broker_password),
+        ]
+        return [f"--add-scram={MECHANISM}=[name={n},password={p}]" for n, p in users]
+
     def server_properties(self) -> str:
         broker, controller = self.port, self.port + KAFKA_CONTROLLER_PORT_OFFSET
         voters = ",".join(
@@ -70,12 +139,9 @@ class Kafka(Component):
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
             "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{broker}",
+            **self._listener_properties(broker, controller),
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(self.home / "data"),
+            "log.dirs": str(self.data_dir),
             "num.partitions": "1",
             "default.replication.factor": str(replicas),
             "min.insync.replicas": str(min_isr),
@@ -126,7 +192,7 @@ class Kafka(Component):
 
     @property
     def formatted(self) -> bool:
-        return (self.home / "data" / "meta.properties").exists()
+        return (self.data_dir / "meta.properties").exists()
 
     def cluster_id(self) -> str:
         """The id this node's storage is formatted with: a new one for a single node;
@@ -143,7 +209,8 @@ class Kafka(Component):
     def prepare(self, artifacts: Artifacts) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.files.log_file.parent.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(self.server_properties())
+        # owner-only: a secure node's config holds its SCRAM password
+        write_private(self.config_path, self.server_properties().encode())
         if self.formatted:
             return
         cluster_id = self.cluster_id()
@@ -156,10 +223,13 @@ class Kafka(Component):
             f"--cluster-id={cluster_id}",
             f"--config={self.config_path}",
             "--ignore-formatted",
+            *self._scram_users(),
         ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+        if self.secure and not self._scram_users():
+            raise RuntimeError("a secure node needs its SCRAM users: `stack up --secure`")
         log.info("formatted %s storage (cluster %s)", self.name, cluster_id)
 
     def argv(self, artifacts: Artifacts) -> list[str]:
@@ -171,7 +241,11 @@ class Kafka(Component):
             return False
         # A thread of its own, so the check also works when called from inside an event loop.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            check = _kafka_node_registered(f"127.0.0.1:{self.port}", self.node_id)
+            node = dataclasses.replace(
+                KafkaConnection.from_settings(self.settings),
+                bootstrap_servers=f"127.0.0.1:{self.port}",
+            )
+            check = _kafka_node_registered(node, self.node_id)
             return pool.submit(asyncio.run, check).result()
 
 
@@ -235,15 +309,17 @@ def _port_of(config: Path) -> int:
         text = config.read_text()
     except OSError:
         return 0
-    found = re.search(r"^listeners=PLAINTEXT://[^:]+:([0-9]+)", text, flags=re.MULTILINE)
+    found = re.search(r"^listeners=[A-Z_]+://[^:]+:([0-9]+)", text, flags=re.MULTILINE)
     return int(found[1]) if found else 0
 
 
-async def _kafka_node_registered(bootstrap: str, node_id: int) -> bool:
+async def _kafka_node_registered(node: KafkaConnection, node_id: int) -> bool:
+    """Through the clients' own connection config: a secure node is healthy only when
+    a client with the settings' credentials gets in."""
     from aiokafka import AIOKafkaClient
     from aiokafka.errors import KafkaError
 
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    client = AIOKafkaClient(**node.aiokafka_options(), request_timeout_ms=3000)
     try:
         await asyncio.wait_for(client.bootstrap(), timeout=5)
         return client.cluster.broker_metadata(node_id) is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from streams.settings import Settings
 from streams.stack import launcher, process
@@ -14,6 +15,7 @@ from streams.stack.components import components
 from streams.stack.kafka_node import Kafka, KafkaLeftover, kafka_leftovers, kafka_nodes
 from streams.stack.launcher import port_open, port_released
 from streams.stack.llm_server import LlamaServer
+from streams.stack.secure import check_stack_credentials, stack_is_secure
 from streams.stack.worker_daemon import stop_fake_llm, stop_worker
 
 log = logging.getLogger(__name__)
@@ -100,13 +102,42 @@ def _wait_healthy(pending: list[Component], timeout_s: float) -> list[Component]
     return pending
 
 
+def _mode(settings: Settings) -> str:
+    return "secure" if stack_is_secure(settings) else "plaintext"
+
+
+def _mode_file(settings: Settings) -> Path:
+    return settings.stack_dir / "stack-mode"
+
+
+def _refuse_other_mode(settings: Settings, components: list[Component]) -> None:
+    """A stack that runs plaintext is not reused as a secure one, nor the reverse; and
+    secure settings must carry this stack's credentials."""
+    try:
+        check_stack_credentials(settings)
+    except ValueError as exc:
+        raise StackError(str(exc)) from exc
+    path = _mode_file(settings)
+    running = [c.name for c in components if process.running_pid(c.files, c.marker)]
+    recorded = path.read_text().strip() if path.exists() else "plaintext"
+    if running and recorded != _mode(settings):
+        raise StackError(
+            f"the stack runs {recorded} ({', '.join(running)}) and the settings ask for "
+            f"{_mode(settings)}: `agentmem stack down` first"
+        )
+
+
 def up(settings: Settings, timeout_s: float = 180.0, *, llm: bool = False) -> dict[str, str]:
     """Start what is not running, reuse what is; return component -> 'started'|'reused'.
-    ``llm``: the local LLM server too (built into the cache first if need be)."""
+    ``llm``: the local LLM server too (built into the cache first if need be). Secure
+    settings (`stack up --secure`) start Kafka with SASL_SSL and Weaviate with an API key."""
     _refuse_other_kafka(settings)
+    _refuse_other_mode(settings, stack_components(settings, llm))
     artifacts = ensure_all(settings.cache_dir)
     outcome: dict[str, str] = {}
     to_wait: list[Component] = []
+    settings.stack_dir.mkdir(parents=True, exist_ok=True)
+    _mode_file(settings).write_text(_mode(settings) + "\n")
     for comp in stack_components(settings, llm):
         pid = process.running_pid(comp.files, comp.marker)
         if pid is not None:
