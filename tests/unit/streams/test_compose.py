@@ -104,3 +104,18 @@ def test_the_worker_can_be_scaled() -> None:
     low, high = (int(p) for p in ports.split("-"))
     assert host == "127.0.0.1" and inner == "9108" and high - low + 1 >= 3
     assert any(v.endswith(":/var/lib/agentmem") for v in worker["volumes"])
+
+
+def test_every_published_port_is_on_the_hosts_loopback() -> None:
+    """Nothing of the compose stack is offered to the network (issue 13): each port is
+    published as 127.0.0.1:<host>:<container>."""
+    published = {name: service.get("ports", []) for name, service in _services().items()}
+    assert any(published.values())
+    for name, ports in published.items():
+        for port in ports:
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+
+
+def test_prometheus_cannot_be_stopped_over_http() -> None:
+    """Without --web.enable-lifecycle, a POST to /-/quit is refused."""
+    assert not any("lifecycle" in arg for arg in _services()["prometheus"]["command"])
