@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -153,6 +154,18 @@ def embedder(settings: Settings) -> Embedder:
 # -- LLM ------------------------------------------------------------------------------------
 
 
+def llm_endpoint_label(base_url: str) -> str:
+    """The LLM endpoint as a metric label: host and port only. A URL can carry a key
+    (user info, a token in its path or query) and metric labels are public. Pure."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or "unknown"
+    try:
+        port = parts.port
+    except ValueError:  # not a number: the client will say so; the label stays clean
+        port = None
+    return f"{host}:{port}" if port else host
+
+
 def llm_endpoint(
     settings: Settings, breaker: CircuitBreaker, metrics: Metrics
 ) -> tuple[openai.AsyncOpenAI, LlmEndpoint]:
@@ -167,7 +180,7 @@ def llm_endpoint(
         s.llm_model,
         breaker,
         metrics,
-        s.llm_base_url,
+        llm_endpoint_label(s.llm_base_url),
         mode=s.llm_structured_output,
         max_tokens=s.llm_max_tokens,
     )

@@ -218,7 +218,8 @@ def test_grafana_provisioning_matches_compose_and_the_dashboards() -> None:
     assert source["type"] == generator.DATASOURCE["type"]
     host, port = source["url"].removeprefix("http://").split(":")
     assert host in _compose()["services"]
-    assert f"{port}:{port}" in _compose()["services"][host]["ports"]
+    # the container's port (published on the host's loopback only)
+    assert f"127.0.0.1:{port}:{port}" in _compose()["services"][host]["ports"]
     home = _compose()["services"]["grafana"]["environment"][
         "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"
     ]

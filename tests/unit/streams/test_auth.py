@@ -21,7 +21,8 @@ def test_an_empty_spec_grants_nothing() -> None:
 def test_an_entry_without_key_or_tenants_is_refused_without_leaking_the_key(spec: str) -> None:
     with pytest.raises(ValueError, match="needs key=tenant") as info:
         KeyRing.parse(spec)
-    assert "secretkey" not in str(info.value)
+    key = spec.partition("=")[0].strip()
+    assert not key or key[:2] not in str(info.value), "the start of the key is in the message"
 
 
 def test_tenants_for_a_key() -> None:
