@@ -44,9 +44,19 @@ def refused(status: int, message: str) -> bool:
     return status == 500 and REFUSAL.search(message) is not None
 
 
+# An endpoint may echo the key it was sent ("Incorrect API key provided: sk-ab***yz"):
+# an error's text goes to logs and dead letters, the key never does.
+KEY_ECHO = re.compile(r"(api[ _-]?key[^:'\"]{0,40}:\s*)[^\s'\",]+|\bsk-[\w*.-]+", re.IGNORECASE)
+
+
+def redacted(text: str) -> str:
+    """``text`` without what looks like an API key. Pure."""
+    return KEY_ECHO.sub(lambda found: f"{found.group(1) or ''}[redacted]", text)
+
+
 def classify(exc: Exception) -> LlmError:
     """An openai client exception as an outcome, and whether trying again may help."""
-    detail = str(exc)[:300]
+    detail = redacted(str(exc))[:300]
     if isinstance(exc, openai.APITimeoutError):
         return LlmError("timeout", detail, True)
     if isinstance(exc, openai.APIConnectionError):

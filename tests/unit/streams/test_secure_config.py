@@ -8,11 +8,14 @@ import shlex
 import ssl
 from pathlib import Path
 
+import httpx
+import openai
 import pytest
 import yaml
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import SecretStr, ValidationError
 
+from processors.adapters.llm_client import classify
 from streams import clients
 from streams.kafka_connection import tls_context
 from streams.settings import Settings
@@ -250,3 +253,15 @@ def test_the_secure_stack_is_one_broker(tmp_path: Path) -> None:
 def test_the_llm_endpoint_label_holds_no_secret(url: str, label: str) -> None:
     assert clients.llm_endpoint_label(url) == label
     assert "sk-" not in clients.llm_endpoint_label(url)
+
+
+def test_an_llm_error_that_echoes_the_key_keeps_it_out_of_logs_and_dead_letters() -> None:
+    request = httpx.Request("POST", "http://127.0.0.1:1/v1/chat/completions")
+    echo = "Incorrect API key provided: sk-proj-ab12***yz89. You can find your key online."
+    refusal = openai.AuthenticationError(
+        echo, response=httpx.Response(401, request=request), body=None
+    )
+    error = classify(refusal)
+    assert error.outcome == "rejected" and not error.retriable
+    assert "sk-" not in error.detail and "ab12" not in error.detail
+    assert "Incorrect API key provided: [redacted]" in error.detail
