@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     topic_prefix: str = "agentmem."
     events_partitions: int = Field(default=8, ge=1, le=1024)
     history_partitions: int = Field(default=8, ge=1, le=1024)
+    # How long an erased memory's text may outlive the erase in the compacted topics
+    # (memory.history, memory.state): their segments roll and are compacted within it
+    # (segment.ms and max.compaction.lag.ms of topics we create; the worker appends a
+    # tombstone to each partition every half of it so that a quiet one rolls too).
+    compaction_bound_ms: int = Field(default=3_600_000, ge=1000)
     # Default: the brokers, at most 3 (min.insync.replicas follows, see the property).
     replication_factor: int = Field(default=1, ge=1)
     # How long the group waits for a silent worker (SIGKILL, a lost host) before its

@@ -121,6 +121,10 @@ class Resources:
             raise RuntimeError("the worker's producer is not started yet")
         return self._producer
 
+    async def producer(self) -> ResilientProducer:
+        """The worker's one producer, started."""
+        return (await self._clients())[0]
+
     async def _clients(self) -> tuple[ResilientProducer, weaviate.WeaviateAsyncClient]:
         async with self._init_lock:
             if self._producer is None:

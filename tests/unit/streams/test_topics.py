@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from streams.client.topics import ExistingTopic, Topics, topic_problems, topic_specs
+from aiokafka import ConsumerRecord
+
+from streams.client.history import HistoryView
+from streams.client.topics import (
+    ExistingTopic,
+    Topics,
+    topic_problems,
+    topic_specs,
+    topic_warnings,
+)
+from streams.service.compaction import ROLL_KEYS, roll_interval_s, roll_plan
 from streams.settings import Settings
 
 SETTINGS = Settings(events_partitions=8)
@@ -63,3 +73,50 @@ def test_other_partition_counts_are_the_operators_choice() -> None:
     existing[T.indexed] = ExistingTopic(3, existing[T.indexed].config)
     existing[T.history] = ExistingTopic(16, existing[T.history].config)
     assert topic_problems(SETTINGS, existing) == []
+
+
+def test_compacted_topics_are_created_with_the_compaction_bound() -> None:
+    settings = Settings(topic_prefix="u.", compaction_bound_ms=5000)
+    specs = {spec.name: spec.config for spec in topic_specs(settings)}
+    for name in ("u.memory.history", "u.memory.state"):
+        assert specs[name]["segment.ms"] == "5000"
+        assert specs[name]["max.compaction.lag.ms"] == "5000"
+    assert "max.compaction.lag.ms" not in specs["u.memory.events"]
+
+
+def test_an_existing_compacted_topic_with_another_bound_is_a_warning_not_a_problem() -> None:
+    settings = Settings(topic_prefix="u.", compaction_bound_ms=5000)
+    existing = {
+        spec.name: ExistingTopic(spec.partitions, dict(spec.config))
+        for spec in topic_specs(settings)
+    }
+    history = existing["u.memory.history"]
+    existing["u.memory.history"] = ExistingTopic(
+        history.partitions, {**history.config, "segment.ms": str(24 * 3600 * 1000)}
+    )
+    assert topic_problems(settings, existing) == []
+    (warning,) = topic_warnings(settings, existing)
+    assert "u.memory.history has segment.ms=86400000, 5000 expected" in warning
+    assert "--add-config segment.ms=5000" in warning
+
+
+def test_the_roll_tombstones_go_to_every_partition_of_the_compacted_topics() -> None:
+    settings = Settings(topic_prefix="u.", compaction_bound_ms=5000)
+    plan = roll_plan(settings, {"memory.history": [0, 1], "memory.state": [0]})
+    assert plan == [
+        ("u.memory.history", 0, ROLL_KEYS["memory.history"]),
+        ("u.memory.history", 1, ROLL_KEYS["memory.history"]),
+        ("u.memory.state", 0, ROLL_KEYS["memory.state"]),
+    ]
+    assert roll_interval_s(settings) == 2.5
+    assert roll_interval_s(Settings(compaction_bound_ms=1000)) == 1.0
+
+
+def test_a_roll_tombstone_changes_nothing_for_the_history_view() -> None:
+    view = HistoryView(Settings(), "h")
+    view.init_state()
+    change = ConsumerRecord("h", 0, 0, 0, 0, b"t/m/1", b'{"v": 1}', None, 0, 0, [])
+    view.on_record(change)
+    roll = ConsumerRecord("h", 0, 1, 0, 0, ROLL_KEYS["memory.history"], None, None, 0, 0, [])
+    view.on_record(roll)
+    assert view._by_memory["t/m"] == {1: {"v": 1}}
