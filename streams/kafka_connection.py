@@ -3,11 +3,14 @@ reach them (plaintext, or SASL/SCRAM over TLS with the broker verified against a
 
 ``KafkaConnection.from_settings`` is pure; ``aiokafka_options`` and
 ``faust_credentials`` build the TLS context (reading the CA file) the first time one
-asks, once per connection, so every client of a process shares it.
+asks, once per connection, so every client of a process shares it. ``check_credentials``
+connects: aiokafka reports a refused login as "unable to bootstrap", which its callers
+retry like an outage, so processes ask once at start and stop on a refusal.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from processors.core.errors import PermanentError
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -103,3 +107,42 @@ class KafkaConnection:
             ssl_context=self.ssl_context,
             mechanism=self.sasl_mechanism,
         )
+
+
+class KafkaAuthenticationError(PermanentError):
+    """The brokers refuse these credentials, or their certificate does not verify
+    against the CA: no retry can change that."""
+
+
+async def check_credentials(connection: KafkaConnection, *, timeout_s: float = 15.0) -> None:
+    """Log in to the first broker that answers; raise :class:`KafkaAuthenticationError`
+    when one refuses the login or fails TLS verification. A broker that does not answer
+    is left to the clients' own retries (an outage, not a wrong setting). No-op for
+    plaintext."""
+    from aiokafka.conn import create_conn
+    from aiokafka.errors import KafkaError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
+
+    if not connection.secure:
+        return
+    options = connection.aiokafka_options()
+    del options["bootstrap_servers"]
+    for server in [s.strip() for s in connection.bootstrap_servers.split(",") if s.strip()]:
+        host, _, port = server.rpartition(":")
+        try:
+            conn = await asyncio.wait_for(create_conn(host, int(port), **options), timeout_s)
+        except (SaslAuthenticationFailed, UnsupportedSaslMechanismError) as exc:
+            raise KafkaAuthenticationError(
+                "kafka_authentication",
+                f"{server} refused {connection.sasl_mechanism} user {connection.username!r}: "
+                f"{exc} (AGENTMEM_KAFKA_SASL_USERNAME / _PASSWORD)",
+            ) from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise KafkaAuthenticationError(
+                "kafka_tls",
+                f"{server}'s certificate does not verify against {connection.ca_file}: "
+                f"{exc.verify_message} (AGENTMEM_KAFKA_SSL_CA_FILE)",
+            ) from exc
+        except (OSError, KafkaError, TimeoutError):
+            continue  # not answering: the next one, or the clients' retries
+        conn.close()
+        return

@@ -31,6 +31,7 @@ from streams.client.ports import Acks, History, Publisher, Reader, TextEmbedder
 from streams.client.publisher import EventPublisher
 from streams.client.reader import WeaviateReader
 from streams.client.topics import Topics
+from streams.kafka_connection import check_credentials
 from streams.settings import Settings
 
 T = TypeVar("T")
@@ -59,6 +60,8 @@ class AgentMem:
         self._embedder = embedder
 
     async def start(self) -> None:
+        # wrong credentials stop here, named, instead of being retried as an outage
+        await check_credentials(clients.kafka_connection(self.settings))
         await self.acks.start()  # before publishing: no ack is missed
         await self.history_view.start()
         await self.publisher.start()

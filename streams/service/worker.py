@@ -29,6 +29,7 @@ from processors.metrics import Metrics, build_metrics
 from processors.ports import Incoming
 from streams import clients, scrape_targets
 from streams.client.topics import TopicsMisconfigured, check_topics, ensure_topics
+from streams.kafka_connection import KafkaAuthenticationError, check_credentials
 from streams.service.app import create_app, events_topic, raw_topic
 from streams.service.health_server import start_health_server
 from streams.service.lag import LagMonitor
@@ -41,7 +42,9 @@ log = logging.getLogger(__name__)
 
 async def preflight(settings: Settings) -> None:
     """Topics and the collection exist before the consumer subscribes, and the topics
-    that existed already are as we need them (else :class:`TopicsMisconfigured`)."""
+    that existed already are as we need them (else :class:`TopicsMisconfigured`). Kafka
+    refusing the credentials raises :class:`KafkaAuthenticationError`."""
+    await check_credentials(clients.kafka_connection(settings))
     await check_topics(settings)
     await ensure_topics(settings)
     client = clients.weaviate_async(settings)
@@ -225,6 +228,9 @@ def run_worker(settings: Settings) -> int:
         loop.run_until_complete(preflight(settings))
     except TopicsMisconfigured as exc:
         log.error("the worker will not start; existing topics are wrong for it:\n%s", exc)
+        return 2
+    except KafkaAuthenticationError as exc:
+        log.error("the worker will not start: %s", exc)
         return 2
     disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
     registry = CollectorRegistry()

@@ -10,6 +10,7 @@ import ipaddress
 import re
 import ssl
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,8 @@ from pydantic import SecretStr
 
 from streams.kafka_connection import tls_context
 from streams.settings import Settings
-from streams.stack import supervisor
+from streams.stack import launcher, supervisor
+from streams.stack.launcher import free_port, settings_env
 from streams.stack.secure import secure_settings
 from tests.integration.harness import WorkerProcess, start_api
 from tests.integration.test_stack_lifecycle import private_settings
@@ -225,3 +227,31 @@ def test_every_listener_is_on_loopback_but_the_named_ones(secure: SecureStack) -
                 exposed[port] = (name, address)
     assert set(exposed) <= set(unbindable), exposed
     assert all(name == "weaviate" for name, _ in exposed.values()), exposed
+
+
+@pytest.mark.parametrize("command", ["worker", "api"])
+def test_a_process_with_a_wrong_password_stops_at_once_and_says_why(
+    secure: SecureStack, tmp_path: Path, command: str
+) -> None:
+    """A refused login is permanent: the process ends, naming it, instead of retrying
+    the broker as if it were down."""
+    wrong = secure.settings.model_copy(
+        update={
+            "kafka_sasl_password": SecretStr("not-the-password"),
+            "stack_dir": tmp_path / "state",
+            "worker_metrics_port": free_port(),
+            "api_port": free_port(),
+        }
+    )
+    child = launcher.spawn(
+        [sys.executable, "-m", "streams.cli", command],
+        tmp_path / f"{command}.log",
+        env=settings_env(wrong),
+        what=f"the {command} with a wrong password",
+    )
+    with child:
+        code = child.proc.wait(timeout=120)
+    assert code != 0
+    log = child.tail(200)
+    assert "refused SCRAM-SHA-512 user 'agentmem'" in log, log
+    assert "not-the-password" not in log
