@@ -32,6 +32,13 @@ def isolated_settings(base: Settings, work_dir: Path, **overrides: Any) -> Setti
     tag = uuid.uuid4().hex[:10]
     values: dict[str, Any] = {
         "kafka_bootstrap_servers": base.kafka_bootstrap_servers,
+        # the shared stack's credentials, if it is secure (`stack up --secure`)
+        "kafka_security_protocol": base.kafka_security_protocol,
+        "kafka_sasl_mechanism": base.kafka_sasl_mechanism,
+        "kafka_sasl_username": base.kafka_sasl_username,
+        "kafka_sasl_password": base.kafka_sasl_password,
+        "kafka_ssl_ca_file": base.kafka_ssl_ca_file,
+        "weaviate_api_key": base.weaviate_api_key,
         "weaviate_host": base.weaviate_host,
         "weaviate_http_port": base.weaviate_http_port,
         "weaviate_grpc_port": base.weaviate_grpc_port,
