@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from processors.adapters.weaviate.reader import Memory
 from processors.core.events import MemoryEvent
+from processors.core.search import DEFAULT_ALPHA, DEFAULT_FUSION, Fusion
 
 
 class Lifecycle(Protocol):
@@ -57,7 +58,8 @@ class Reader(Lifecycle, Protocol):
         vector: list[float],
         *,
         limit: int = 10,
-        alpha: float = 0.5,
+        alpha: float = DEFAULT_ALPHA,
+        fusion: Fusion = DEFAULT_FUSION,
         agent_id: str | None = None,
         run_id: str | None = None,
         metadata: dict[str, Any] | None = None,

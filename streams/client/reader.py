@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from processors.adapters.weaviate.reader import Memory, MemoryReader
+from processors.core.search import DEFAULT_ALPHA, DEFAULT_FUSION, Fusion
 from streams import clients
 from streams.settings import Settings
 
@@ -55,7 +56,8 @@ class WeaviateReader:
         vector: list[float],
         *,
         limit: int = 10,
-        alpha: float = 0.5,
+        alpha: float = DEFAULT_ALPHA,
+        fusion: Fusion = DEFAULT_FUSION,
         agent_id: str | None = None,
         run_id: str | None = None,
         metadata: dict[str, Any] | None = None,
@@ -66,6 +68,7 @@ class WeaviateReader:
             vector,
             limit=limit,
             alpha=alpha,
+            fusion=fusion,
             agent_id=agent_id,
             run_id=run_id,
             metadata=metadata,

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from processors.adapters.weaviate.reader import Memory
 from processors.core.events import EventType, MemoryEvent, Mode, new_event
+from processors.core.search import DEFAULT_ALPHA, DEFAULT_FUSION, check_options
 from streams import clients
 from streams.client.acks import AckWatcher
 from streams.client.history import HistoryView
@@ -180,8 +181,13 @@ class AgentMem:
         agent_id: str | None = None,
         run_id: str | None = None,
         filters: dict[str, Any] | None = None,
-        alpha: float = 0.5,
+        alpha: float = DEFAULT_ALPHA,
+        fusion: str = DEFAULT_FUSION,
     ) -> list[Memory]:
+        """Hybrid search inside ``tenant``: ``alpha`` 0 is keyword (BM25) alone, 1 the
+        vector alone; ``fusion`` ``relative_score`` or ``ranked``
+        (:mod:`processors.core.search`). A bad value raises ``ValueError``."""
+        checked = check_options(alpha, fusion)
         vector = await self.embed_query(query)
         return await self.reader.search(
             tenant,
@@ -189,6 +195,7 @@ class AgentMem:
             vector,
             limit=limit,
             alpha=alpha,
+            fusion=checked,
             agent_id=agent_id,
             run_id=run_id,
             metadata=filters,

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Protocol
 from fastapi import Depends, Header, HTTPException, Query, Request
 
 from processors.adapters.weaviate.reader import Memory
+from processors.core.search import DEFAULT_ALPHA, DEFAULT_FUSION
 from processors.core.events import MemoryEvent
 from streams.http.auth import KeyRing
 
@@ -41,7 +42,8 @@ class Backend(Protocol):
         agent_id: str | None = None,
         run_id: str | None = None,
         filters: dict[str, Any] | None = None,
-        alpha: float = 0.5,
+        alpha: float = DEFAULT_ALPHA,
+        fusion: str = DEFAULT_FUSION,
     ) -> list[Memory]: ...
 
     async def weaviate_ready(self) -> bool: ...

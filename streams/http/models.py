@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from processors.core.search import DEFAULT_ALPHA, DEFAULT_FUSION, Fusion
+
 Tenant = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["user-42"])]
 ShortId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:@-]{1,128}$")]
 Scalar = str | int | float | bool
@@ -46,7 +48,8 @@ class SearchIn(Strict):
     agent_id: ShortId | None = None
     run_id: ShortId | None = None
     filters: dict[str, Scalar] | None = Field(default=None, max_length=32)
-    alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    alpha: Annotated[float, Field(ge=0.0, le=1.0)] = DEFAULT_ALPHA
+    fusion: Fusion = DEFAULT_FUSION
 
 
 class MemoryOut(BaseModel):

@@ -177,6 +177,7 @@ async def search(body: SearchIn, tenants: Caller, sdk: Sdk) -> SearchOut:
         run_id=body.run_id,
         filters=dict(body.filters or {}),
         alpha=body.alpha,
+        fusion=body.fusion,
     )
     return SearchOut(results=[_out(m) for m in found])
 

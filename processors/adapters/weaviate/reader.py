@@ -15,6 +15,12 @@ from weaviate.collections.classes.filters import _Filters
 from weaviate.exceptions import WeaviateQueryError
 
 from processors.core.objects import metadata_terms, object_uuid
+from processors.core.search import DEFAULT_ALPHA, DEFAULT_FUSION, Fusion, check_options
+
+FUSION_TYPES: dict[str, HybridFusion] = {
+    "relative_score": HybridFusion.RELATIVE_SCORE,
+    "ranked": HybridFusion.RANKED,
+}
 
 RETURN_PROPERTIES = [
     "content",
@@ -89,12 +95,15 @@ class MemoryReader:
         vector: list[float],
         *,
         limit: int = 10,
-        alpha: float = 0.5,
+        alpha: float = DEFAULT_ALPHA,
+        fusion: Fusion = DEFAULT_FUSION,
         agent_id: str | None = None,
         run_id: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> list[Memory]:
-        """Hybrid search: ``alpha`` 1 is pure vector, 0 pure keyword (BM25)."""
+        """Hybrid search: ``alpha`` 1 is pure vector, 0 pure keyword (BM25); ``fusion``
+        how the two lists are joined (:mod:`processors.core.search`)."""
+        fusion_type = FUSION_TYPES[check_options(alpha, fusion)]
         coll = self.client.collections.use(self.name).with_tenant(tenant)
         try:
             result = await coll.query.hybrid(
@@ -102,7 +111,7 @@ class MemoryReader:
                 vector=vector,
                 alpha=alpha,
                 limit=limit,
-                fusion_type=HybridFusion.RELATIVE_SCORE,
+                fusion_type=fusion_type,
                 filters=search_filter(agent_id, run_id, metadata),
                 return_properties=RETURN_PROPERTIES,
                 return_metadata=MetadataQuery(score=True),

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from processors.adapters.weaviate.reader import Memory
 from processors.core.events import MemoryEvent
+from processors.core.search import DEFAULT_ALPHA, DEFAULT_FUSION, Fusion
 from streams.client.sdk import AgentMem
 from streams.settings import Settings
 
@@ -131,7 +132,8 @@ class FakeReader(FakeLifecycle):
         vector: list[float],
         *,
         limit: int = 10,
-        alpha: float = 0.5,
+        alpha: float = DEFAULT_ALPHA,
+        fusion: Fusion = DEFAULT_FUSION,
         agent_id: str | None = None,
         run_id: str | None = None,
         metadata: dict[str, Any] | None = None,
@@ -143,6 +145,7 @@ class FakeReader(FakeLifecycle):
                 "vector": vector,
                 "limit": limit,
                 "alpha": alpha,
+                "fusion": fusion,
                 "agent_id": agent_id,
                 "run_id": run_id,
                 "metadata": metadata,

@@ -210,6 +210,20 @@ def test_search_answers_the_memories_found(api: TestClient, fake: FakeSdk) -> No
     assert (call["limit"], call["metadata"], call["alpha"]) == (5, {"k": "v"}, 1.0)
 
 
+def test_search_takes_a_fusion_method_and_refuses_bad_options(
+    api: TestClient, fake: FakeSdk
+) -> None:
+    body = {"tenant": "tenant-a", "query": "tea", "fusion": "ranked", "alpha": 0}
+    assert api.post("/v1/search", json=body, headers=A).status_code == 200
+    (call,) = fake.reader.searches
+    assert (call["fusion"], call["alpha"]) == ("ranked", 0.0)
+    for bad in ({"fusion": "rrf"}, {"alpha": 1.5}, {"alpha": -0.1}):
+        r = api.post("/v1/search", json={"tenant": "tenant-a", "query": "tea", **bad}, headers=A)
+        assert r.status_code == 422, bad
+        assert next(iter(bad)) in r.json()["message"]
+    assert len(fake.reader.searches) == 1
+
+
 def test_probes(api: TestClient, fake: FakeSdk) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
     assert api.get("/readyz").json() == {"status": "ready"}

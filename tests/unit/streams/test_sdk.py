@@ -100,11 +100,23 @@ async def test_search_embeds_the_query_and_passes_the_filters() -> None:
             "vector": [4.0, 1.0],
             "limit": 3,
             "alpha": 0.2,
+            "fusion": "relative_score",
             "agent_id": "a",
             "run_id": "r",
             "metadata": {"k": 1},
         }
     ]
+
+
+async def test_search_passes_the_fusion_and_refuses_bad_options() -> None:
+    fake = FakeSdk()
+    await fake.sdk.search("t", "tea", alpha=0.0, fusion="ranked")
+    assert (fake.reader.searches[0]["alpha"], fake.reader.searches[0]["fusion"]) == (0.0, "ranked")
+    with pytest.raises(ValueError, match="fusion must be one of relative_score, ranked"):
+        await fake.sdk.search("t", "tea", fusion="rrf")
+    with pytest.raises(ValueError, match=r"alpha must be between 0 and 1, not 1\.5"):
+        await fake.sdk.search("t", "tea", alpha=1.5)
+    assert len(fake.reader.searches) == 1  # nothing searched on a bad option
 
 
 async def test_get_and_history_read_their_sources() -> None:
