@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -101,18 +102,21 @@ def render_env(settings: Settings) -> str:
         "weaviate_api_key": settings.weaviate_api_key.get_secret_value(),
     }
     lines = ["# the secure local stack: `source` this file before agentmem, loadgen or the SDK"]
-    lines += [f"export AGENTMEM_{name.upper()}='{value}'" for name, value in values.items()]
+    lines += [f"export AGENTMEM_{name.upper()}={shlex.quote(v)}" for name, v in values.items()]
     return "\n".join(lines) + "\n"
+
+
+ONE_BROKER = (
+    "the secure local stack runs one Kafka broker; the three-broker cluster is "
+    "plaintext only (drop --kafka-brokers / AGENTMEM_KAFKA_BROKERS)"
+)
 
 
 def secure_settings(settings: Settings) -> Settings:
     """``settings`` pointed at this stack dir's secure stack: certificates and secrets
     made if missing, and ``env.sh`` written for other processes."""
     if settings.kafka_brokers > 1:
-        raise ValueError(
-            "the secure local stack runs one Kafka broker; the three-broker cluster is "
-            "plaintext only (drop --kafka-brokers / AGENTMEM_KAFKA_BROKERS)"
-        )
+        raise ValueError(ONE_BROKER)
     certs = ensure_certs(secure_dir(settings))
     values = settings.model_dump() | secure_overrides(certs, ensure_secrets(settings))
     secured = Settings(**values)
@@ -131,6 +135,8 @@ def check_stack_credentials(settings: Settings) -> None:
     are configured from them); raise ValueError, naming the fix, when they do not."""
     if not stack_is_secure(settings):
         return
+    if settings.kafka_brokers > 1:
+        raise ValueError(ONE_BROKER)
     found = load_secrets(settings)
     wanted = {} if found is None else secure_overrides(cert_paths(secure_dir(settings)), found)
     if not wanted or any(getattr(settings, k) != v for k, v in wanted.items()):
