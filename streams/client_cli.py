@@ -153,4 +153,10 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(_run(args, settings))
+    from streams.kafka_connection import KafkaAuthenticationError
+
+    try:
+        return asyncio.run(_run(args, settings))
+    except KafkaAuthenticationError as exc:  # permanent: say it, do not retry
+        print(f"agentmem {args.command}: {exc}", file=sys.stderr)
+        return 2

@@ -229,9 +229,11 @@ def test_every_listener_is_on_loopback_but_the_named_ones(secure: SecureStack) -
     assert all(name == "weaviate" for name, _ in exposed.values()), exposed
 
 
-@pytest.mark.parametrize("command", ["worker", "api"])
+@pytest.mark.parametrize(
+    "command", [["worker"], ["api"], ["publish", "--tenant", "t", "--content", "x"]], ids=str
+)
 def test_a_process_with_a_wrong_password_stops_at_once_and_says_why(
-    secure: SecureStack, tmp_path: Path, command: str
+    secure: SecureStack, tmp_path: Path, command: list[str]
 ) -> None:
     """A refused login is permanent: the process ends, naming it, instead of retrying
     the broker as if it were down."""
@@ -244,10 +246,10 @@ def test_a_process_with_a_wrong_password_stops_at_once_and_says_why(
         }
     )
     child = launcher.spawn(
-        [sys.executable, "-m", "streams.cli", command],
-        tmp_path / f"{command}.log",
+        [sys.executable, "-m", "streams.cli", *command],
+        tmp_path / f"{command[0]}.log",
         env=settings_env(wrong),
-        what=f"the {command} with a wrong password",
+        what=f"the {command[0]} with a wrong password",
     )
     with child:
         code = child.proc.wait(timeout=120)
