@@ -90,6 +90,10 @@ class StateStore(Protocol):
 
     def get(self, partition: int, key: str) -> MemoryState | None: ...
 
+    def tenant_keys(self, partition: int, tenant: str) -> list[str]:
+        """The key of every memory state ``partition`` holds for ``tenant``."""
+        ...
+
     async def commit(self, writes: Sequence[StateWrite], applied: Mapping[int, int]) -> None:
         """``writes``, and each partition's applied offset raised to ``applied[p]``."""
         ...
@@ -114,6 +118,11 @@ class VectorStore(Protocol):
     async def upsert(self, items: Sequence[UpsertItem]) -> dict[str, ObjectError]: ...
 
     async def delete(self, items: Sequence[DeleteItem]) -> dict[str, ObjectError]: ...
+
+    async def drop_tenants(self, tenants: Sequence[str]) -> None:
+        """Remove each tenant (its shard, whatever it still holds) from every
+        generation of the collection; a tenant that is not there is no error."""
+        ...
 
     async def erase_kept(self, items: Sequence[DeleteItem]) -> dict[str, ObjectError]:
         """Remove erased memories from the collection's other generations too (kept

@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from streams.http.app import run_api
 
         return run_api(settings, args.host, args.port)
-    if args.command in ("publish", "search", "get", "history"):
+    if args.command in ("publish", "search", "get", "history", "erase-tenant"):
         return client_cli.run(args, settings)
     if args.command in ("requeue", "requeue-enrich"):
         from streams.service.requeue import requeue

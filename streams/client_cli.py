@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from processors.core.events import MemoryEvent, new_event
+from processors.core.events import EventType, MemoryEvent, new_event
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,7 +27,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     pub.add_argument(
         "--type",
         default="memory.add",
-        choices=["memory.add", "memory.update", "memory.delete", "memory.erase"],
+        choices=[
+            "memory.add",
+            "memory.update",
+            "memory.delete",
+            "memory.erase",
+            "memory.erase_tenant",
+        ],
     )
     pub.add_argument("--memory-id")
     pub.add_argument("--agent-id")
@@ -51,6 +57,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         p = sub.add_parser(name, help=f"{name} one memory")
         p.add_argument("tenant")
         p.add_argument("memory_id")
+    gone = sub.add_parser(
+        "erase-tenant", help="erase every memory of a tenant and the tenant itself"
+    )
+    gone.add_argument("tenant")
+    gone.add_argument("--wait", action="store_true", help="until done; prints how many erased")
 
 
 def _events_from(stream: IO[str], default_tenant: str | None) -> Iterator[MemoryEvent]:
@@ -109,7 +120,9 @@ async def _publish(args: argparse.Namespace, mem: AgentMem) -> int:
             mode=args.mode,
         )
         ids = await mem.publish([event])
-        print(json.dumps({"event_id": ids[0], "memory_id": event.resolved_memory_id}))
+        whole_tenant = event.type == EventType.ERASE_TENANT
+        memory_id = None if whole_tenant else event.resolved_memory_id
+        print(json.dumps({"event_id": ids[0], "memory_id": memory_id}))
     else:
         if str(args.file) == "-":
             events = list(_events_from(sys.stdin, args.tenant))
@@ -139,6 +152,13 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 args.tenant, args.query, limit=args.limit, alpha=args.alpha, agent_id=args.agent_id
             ):
                 print(f"{m.score or 0:.3f}  {m.memory_id}  {m.content}")
+            return 0
+        if args.command == "erase-tenant":
+            event_id = await mem.erase_tenant(args.tenant)
+            print(json.dumps({"event_id": event_id, "tenant": args.tenant}))
+            if args.wait:
+                ack = (await mem.wait_indexed([event_id], timeout_s=300))[event_id]
+                print(json.dumps({"outcome": ack.get("outcome"), "erased": ack.get("erased")}))
             return 0
         if args.command == "get":
             memory = await mem.get(args.tenant, args.memory_id)

@@ -82,6 +82,9 @@ class DictState:
     def get(self, partition: int, key: str) -> MemoryState | None:
         return self.data.get(key)
 
+    def tenant_keys(self, partition: int, tenant: str) -> list[str]:
+        return sorted(k for k in self.data if k.startswith(f"{tenant}/"))
+
     async def commit(self, writes: Sequence[StateWrite], applied: Mapping[int, int]) -> None:
         for write in writes:
             self.puts.append(write.key)
@@ -188,6 +191,7 @@ class FakeVectorStore:
         self.upsert_calls: list[list[UpsertItem]] = []
         self.delete_calls: list[list[DeleteItem]] = []
         self.erased_kept: list[list[DeleteItem]] = []
+        self.dropped: list[list[str]] = []
         self.refuse = refuse or set()
         self.read_only = read_only or set()
         self.read_only_rounds = read_only_rounds
@@ -227,6 +231,10 @@ class FakeVectorStore:
     async def erase_kept(self, items: Sequence[DeleteItem]) -> dict[str, ObjectError]:
         self.erased_kept.append(list(items))
         return {}
+
+    async def drop_tenants(self, tenants: Sequence[str]) -> None:
+        self.dropped.append(list(tenants))
+        self.objects = {u: i for u, i in self.objects.items() if i.tenant not in tenants}
 
     @property
     def upserted(self) -> list[UpsertItem]:

@@ -29,6 +29,8 @@ class EventType(StrEnum):
     UPDATE = "memory.update"
     DELETE = "memory.delete"
     ERASE = "memory.erase"
+    # Every memory of the tenant erased, and the tenant itself gone from the store.
+    ERASE_TENANT = "memory.erase_tenant"
 
 
 class Mode(StrEnum):

@@ -57,11 +57,28 @@ class Refused:
     after: MemoryState  # as for NoOp: a refusal counts as applied for re-delivery
 
 
+#: The memory id under which a tenant remembers its tenant erasures (event ids and log
+#: position, as a placeholder state): no memory can have it (MEMORY_ID_PATTERN).
+TENANT_MARKER = "\x1ftenant"
+
+
+@dataclass(frozen=True)
+class TenantErasure:
+    """A ``memory.erase_tenant`` that takes effect: its memories' erasures are in
+    ``BatchPlan.applied`` (one per memory that was not erased yet, with this event),
+    ``erased`` says how many."""
+
+    index: int
+    event: MemoryEvent
+    erased: int
+
+
 @dataclass
 class BatchPlan:
     applied: list[Applied] = field(default_factory=list)
     noops: list[NoOp] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
+    tenant_erasures: list[TenantErasure] = field(default_factory=list)
     # key -> (batch index of its last event, state after the batch) for every memory
     # whose state the batch changed, no-ops and refusals included (see NoOp.after)
     states: dict[str, tuple[int, MemoryState]] = field(default_factory=dict)
@@ -159,7 +176,7 @@ def _judge(
             event_ids=before.remember(event.event_id),
         )
         return Applied(index, event, key, Kind.DELETE, before, after)
-    # ERASE
+    # ERASE, or one memory of an ERASE_TENANT
     if before is None or not known:
         return NoOp(index, event, key, "not_found", _remembered(event, before))
     if before.erased:
@@ -172,12 +189,18 @@ def plan_batch(
     lookup: Callable[[str], MemoryState | None],
     now: datetime,
     position: Callable[[int], int | None] = lambda index: None,
+    tenant_keys: Callable[[str], Sequence[str]] = lambda tenant: (),
 ) -> BatchPlan:
     """Apply the rules to each event in order, each seeing the ones before it.
-    ``position(index)`` is the log offset of the batch's event ``index``, if known."""
+    ``position(index)`` is the log offset of the batch's event ``index``, if known;
+    ``tenant_keys(tenant)`` the keys of every memory the state holds for ``tenant``
+    (for a tenant erasure)."""
     plan = BatchPlan()
     overlay: dict[str, MemoryState] = {}
     for index, event in events:
+        if event.type == EventType.ERASE_TENANT:
+            _plan_tenant_erasure(plan, overlay, index, event, lookup, now, position, tenant_keys)
+            continue
         key = memory_key(event.tenant, event.resolved_memory_id)
         before = overlay[key] if key in overlay else lookup(key)
         outcome = decide(index, event, before, now, position(index))
@@ -191,3 +214,47 @@ def plan_batch(
             overlay[key] = outcome.after
             plan.states[key] = (index, outcome.after)
     return plan
+
+
+def _plan_tenant_erasure(
+    plan: BatchPlan,
+    overlay: dict[str, MemoryState],
+    index: int,
+    event: MemoryEvent,
+    lookup: Callable[[str], MemoryState | None],
+    now: datetime,
+    position: Callable[[int], int | None],
+    tenant_keys: Callable[[str], Sequence[str]],
+) -> None:
+    """An erase of every memory the tenant has at this point of the batch (the state's
+    and the batch's own), as if each were erased by this event; remembered under the
+    tenant's marker, so that a re-delivery of it is a no-op even after new memories."""
+    marker_key = memory_key(event.tenant, TENANT_MARKER)
+    marker = overlay[marker_key] if marker_key in overlay else lookup(marker_key)
+    at = position(index)
+    if marker is not None and marker.seen(event.event_id, at):
+        plan.noops.append(NoOp(index, event, marker_key, "duplicate_event", marker))
+        return
+    prefix = f"{event.tenant}/"
+    keys = {k for k in tenant_keys(event.tenant) if k.startswith(prefix)}
+    keys |= {k for k in overlay if k.startswith(prefix)}
+    keys.discard(marker_key)
+    erased = 0
+    for key in sorted(keys):
+        memory_id = key[len(prefix) :]
+        one = event.model_copy(update={"memory_id": memory_id})
+        before = overlay[key] if key in overlay else lookup(key)
+        if before is None or before.erased or before.version == 0:
+            continue
+        outcome = decide(index, one, before, now, at)
+        if isinstance(outcome, Applied):
+            plan.applied.append(outcome)
+            overlay[key] = outcome.after
+            plan.states[key] = (index, outcome.after)
+            erased += 1
+    after = _remembered(event, marker)
+    floor = marker.position if marker is not None else -1
+    after = replace(after, position=floor if at is None else max(floor, at))
+    overlay[marker_key] = after
+    plan.states[marker_key] = (index, after)
+    plan.tenant_erasures.append(TenantErasure(index, event, erased))

@@ -35,6 +35,7 @@ class Reason(StrEnum):
     MISSING_CONTENT = "missing_content"  # an add or update without content
     MISSING_MEMORY_ID = "missing_memory_id"  # update, delete or erase without memory_id
     INVALID_MEMORY_ID = "invalid_memory_id"  # memory_id does not match MEMORY_ID_PATTERN
+    NOT_FOR_TENANT_ERASE = "not_for_tenant_erase"  # an erase_tenant with a memory's fields
     INVALID_AGENT_ID = "invalid_agent_id"  # agent_id does not match SHORT_ID_PATTERN
     INVALID_RUN_ID = "invalid_run_id"  # run_id does not match SHORT_ID_PATTERN
     VECTOR_DIMENSION = "vector_dimension"  # the vector has the wrong number of dimensions

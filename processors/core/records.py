@@ -96,15 +96,18 @@ def history_records(change: Applied, produced_at_ms: int | None) -> list[OutReco
 def ack_record(
     event_id: str,
     tenant: str,
-    memory_id: str,
+    memory_id: str | None,
     version: int | None,
     outcome: str,
     source: SourceRef,
     occurred_at: datetime | None,
     indexed_at: datetime,
+    erased: int | None = None,
 ) -> OutRecord:
-    """The acknowledgement on ``memory.indexed``: when the event's effect became searchable."""
-    value = {
+    """The acknowledgement on ``memory.indexed``: when the event's effect became
+    searchable (for a tenant erasure: ``memory_id`` None and how many memories it
+    ``erased``)."""
+    value: dict[str, object] = {
         "event_id": event_id,
         "tenant": tenant,
         "memory_id": memory_id,
@@ -117,6 +120,8 @@ def ack_record(
         "partition": source.partition,
         "offset": source.offset,
     }
+    if erased is not None:
+        value["erased"] = erased
     return OutRecord(_utf8(tenant), dumps_compact(value))
 
 

@@ -280,7 +280,10 @@ def _check_envelope(doc: dict[str, Any], limits: Limits) -> Rejection | None:
 def _check_semantics(event: MemoryEvent, limits: Limits) -> Reason | None:
     if event.type in (EventType.ADD, EventType.UPDATE) and not (event.content or "").strip():
         return Reason.MISSING_CONTENT
-    if event.type != EventType.ADD and event.memory_id is None:
+    if event.type == EventType.ERASE_TENANT:
+        if event.memory_id is not None or event.content is not None or event.vector is not None:
+            return Reason.NOT_FOR_TENANT_ERASE
+    elif event.type != EventType.ADD and event.memory_id is None:
         return Reason.MISSING_MEMORY_ID
     if event.memory_id is not None and not MEMORY_ID_PATTERN.fullmatch(event.memory_id):
         return Reason.INVALID_MEMORY_ID
@@ -300,6 +303,9 @@ _SEMANTIC_DETAIL = {
     Reason.MISSING_CONTENT: "add and update need non-empty content",
     Reason.MISSING_MEMORY_ID: "memory_id is required for update, delete and erase",
     Reason.INVALID_MEMORY_ID: "memory_id must match [A-Za-z0-9_.:@-]{1,128}",
+    Reason.NOT_FOR_TENANT_ERASE: (
+        "memory.erase_tenant names a tenant only: no memory_id, content or vector"
+    ),
     Reason.INVALID_AGENT_ID: "agent_id must match [A-Za-z0-9_.:@-]{1,128}",
     Reason.INVALID_RUN_ID: "run_id must match [A-Za-z0-9_.:@-]{1,128}",
     Reason.VECTOR_DIMENSION: "vector has the wrong number of dimensions",

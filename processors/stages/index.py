@@ -23,12 +23,12 @@ from typing import TypeVar
 
 from processors.core.cache_scope import cache_scope
 from processors.core.enrichment import EnrichRequest
-from processors.core.events import MemoryEvent, Mode
+from processors.core.events import EventType, MemoryEvent, Mode
 from processors.core.health import Health
-from processors.core.plan import Applied, BatchPlan, Kind, NoOp, plan_batch
+from processors.core.plan import Applied, BatchPlan, Kind, NoOp, TenantErasure, plan_batch
 from processors.core.records import OutRecord, SourceRef, ack_record, history_records
 from processors.core.retry import Backoff
-from processors.core.state import memory_key
+from processors.core.state import MemoryState, memory_key
 from processors.core.validation import Limits, Rejection, check_key, parse_event
 from processors.metrics import Metrics
 from processors.ports import (
@@ -92,18 +92,26 @@ def last_offsets(batch: Sequence[Incoming[H]]) -> dict[int, int]:
 
 
 def event_ack(
-    source: SourceRef, event: MemoryEvent, version: int | None, outcome: str, at: datetime
+    source: SourceRef,
+    event: MemoryEvent,
+    version: int | None,
+    outcome: str,
+    at: datetime,
+    erased: int | None = None,
 ) -> OutRecord:
-    """The ``memory.indexed`` ack of one event. Pure."""
+    """The ``memory.indexed`` ack of one event (a tenant erasure's names no memory).
+    Pure."""
+    whole_tenant = event.type == EventType.ERASE_TENANT
     return ack_record(
         event.event_id,
         event.tenant,
-        event.resolved_memory_id,
+        None if whole_tenant else event.resolved_memory_id,
         version,
         outcome,
         source,
         event.occurred_at,
         at,
+        erased,
     )
 
 
@@ -158,6 +166,7 @@ class IndexStage(StageSkeleton[H]):
         self.ack_topic = config.indexed_topic
         self.config = config
         self.cache = cache
+        self.store = store
         # Shared with the enrich stage so that its writes never overwrite a newer version.
         self.write_lock = write_lock or asyncio.Lock()
         self.state = state
@@ -214,11 +223,25 @@ class IndexStage(StageSkeleton[H]):
             memory_key(ev.tenant, ev.resolved_memory_id): batch[i].source.partition
             for i, ev in valid
         }
+        # A tenant erasure reads every memory of its tenant, in its own partition.
+        tenant_partition = {
+            ev.tenant: batch[i].source.partition
+            for i, ev in valid
+            if ev.type == EventType.ERASE_TENANT
+        }
+
+        def lookup(key: str) -> MemoryState | None:
+            partition = partition_of.get(key)
+            if partition is None:
+                partition = tenant_partition[key.split("/", 1)[0]]
+            return self.state.get(partition, key)
+
         plan = plan_batch(
             valid,
-            lambda key: self.state.get(partition_of[key], key),
+            lookup,
             self.now(),
             lambda index: batch[index].source.offset,
+            lambda tenant: self.state.tenant_keys(tenant_partition[tenant], tenant),
         )
         for refused in plan.refused:
             ev = refused.event
@@ -230,13 +253,17 @@ class IndexStage(StageSkeleton[H]):
             )
         failed = await self.writes.write(plan)
         applied = [a for a in plan.applied if a.key not in failed]
-        self._forget_erased(batch, applied)
+        await self._drop_erased_tenants(plan, failed)
+        self._forget_erased(batch, applied, plan.tenant_erasures)
         noops = [n for n in plan.noops if n.key not in failed]
-        # A no-op judged against a change Weaviate refused depends on it: dead-letter it too.
+        # A no-op judged against a change Weaviate refused depends on it: dead-letter it too
+        # (an event once, though a tenant erasure may have failed for several memories).
         changes: list[Applied | NoOp] = [*plan.applied, *plan.noops]
+        dead_letters = set()
         for change in changes:
             why = failed.get(change.key)
-            if why is not None:
+            if why is not None and change.index not in dead_letters:
+                dead_letters.add(change.index)
                 ev = change.event
                 incoming = batch[change.index]
                 dead.append(self.dead(incoming, why.reason, why.detail, ev.event_id, ev.tenant))
@@ -252,7 +279,27 @@ class IndexStage(StageSkeleton[H]):
         report = BatchReport(len(batch), len(applied), len(noops), len(dead))
         return report, self._state_writes(batch, plan, failed)
 
-    def _forget_erased(self, batch: Sequence[Incoming[H]], applied: list[Applied]) -> None:
+    async def _drop_erased_tenants(self, plan: BatchPlan, failed: dict[str, Failed]) -> None:
+        """The store's tenant of each tenant erasure that took effect whole, when the
+        batch leaves the tenant no live memory (a later add in the batch keeps it)."""
+        tenants = []
+        for erasure in plan.tenant_erasures:
+            prefix = f"{erasure.event.tenant}/"
+            keys = [k for k in plan.states if k.startswith(prefix)]
+            if any(k in failed for k in keys):
+                continue  # dead-lettered: the erasure did not take effect whole
+            if not any(plan.states[k][1].live for k in keys):
+                tenants.append(erasure.event.tenant)
+        if tenants:
+            drop = sorted(set(tenants))
+            await self.retry("weaviate_drop_tenant", lambda: self.store.drop_tenants(drop))
+
+    def _forget_erased(
+        self,
+        batch: Sequence[Incoming[H]],
+        applied: list[Applied],
+        plan_erasures: list[TenantErasure],
+    ) -> None:
         """The cached enrichment answers of every tenant with an erased memory, forgotten
         once the memory is gone from the store (an enrichment that read it before is
         kept from caching by the cache's epoch). All the tenant's answers, not only this
@@ -264,6 +311,10 @@ class IndexStage(StageSkeleton[H]):
             cache_scope(batch[a.index].source.partition, a.event.tenant)
             for a in applied
             if a.kind == Kind.ERASE
+        }
+        # a tenant erasure of a tenant with no memory left to erase still forgets
+        scopes |= {
+            cache_scope(batch[e.index].source.partition, e.event.tenant) for e in plan_erasures
         }
         for scope in sorted(scopes):
             self.cache.forget(scope)
@@ -288,6 +339,13 @@ class IndexStage(StageSkeleton[H]):
         acks = [
             event_ack(batch[a.index].source, a.event, a.after.version, "applied", at)
             for a in applied
+            if a.event.type != EventType.ERASE_TENANT
+        ]
+        # one ack per tenant erasure, once every memory it erased is gone
+        acks += [
+            event_ack(batch[e.index].source, e.event, None, "applied", at, erased=e.erased)
+            for e in plan.tenant_erasures
+            if not any(a.key in failed for a in plan.applied if a.index == e.index)
         ]
         acks += [
             event_ack(batch[n.index].source, n.event, None, f"noop:{n.reason}", at) for n in noops

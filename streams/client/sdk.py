@@ -143,6 +143,11 @@ class AgentMem:
     async def erase(self, tenant: str, memory_id: str) -> str:
         return await self.publisher.publish(new_event(EventType.ERASE, tenant, memory_id=memory_id))
 
+    async def erase_tenant(self, tenant: str) -> str:
+        """Every memory of ``tenant`` erased and the tenant gone from the store (its ack
+        says how many memories it ``erased``); returns the event id."""
+        return await self.publisher.publish(new_event(EventType.ERASE_TENANT, tenant))
+
     async def wait_indexed(
         self, event_ids: Sequence[str], timeout_s: float = 30.0
     ) -> dict[str, dict[str, Any]]:
@@ -245,6 +250,9 @@ class AgentMemSync:
 
     def erase(self, tenant: str, memory_id: str) -> str:
         return self._call(self.client.erase(tenant, memory_id))
+
+    def erase_tenant(self, tenant: str) -> str:
+        return self._call(self.client.erase_tenant(tenant))
 
     def publish(self, events: Sequence[MemoryEvent]) -> list[str]:
         return self._call(self.client.publish(events))

@@ -35,10 +35,11 @@ class MemoryUpdate(Strict):
 
 class Accepted(BaseModel):
     event_id: str
-    memory_id: str
+    memory_id: str | None  # None for a tenant erasure
     indexed: bool = False
     version: int | None = None
     outcome: str | None = None
+    erased: int | None = None  # a tenant erasure, indexed: how many memories it erased
 
 
 class SearchIn(Strict):

@@ -8,7 +8,7 @@ Pure apart from the backend calls."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from processors.adapters.weaviate.reader import Memory
@@ -52,7 +52,10 @@ class Writes:
 
     async def accept(self, event: MemoryEvent, wait: bool) -> JSONResponse:
         event_id = await self._publish(event)
-        body = Accepted(event_id=event_id, memory_id=event.resolved_memory_id)
+        whole_tenant = event.type == EventType.ERASE_TENANT
+        body = Accepted(
+            event_id=event_id, memory_id=None if whole_tenant else event.resolved_memory_id
+        )
         if not wait:
             return JSONResponse(body.model_dump(), 202)
         try:
@@ -64,7 +67,12 @@ class Writes:
         if refusal is not None:
             raise refusal
         body = body.model_copy(
-            update={"indexed": True, "version": ack.get("version"), "outcome": outcome}
+            update={
+                "indexed": True,
+                "version": ack.get("version"),
+                "outcome": outcome,
+                "erased": ack.get("erased"),
+            }
         )
         return JSONResponse(body.model_dump(), 201)
 
@@ -133,6 +141,22 @@ async def erase_memory(
 ) -> JSONResponse:
     allow(tenants, tenant)
     return await writer.accept(new_event(EventType.ERASE, tenant, memory_id=memory_id), wait)
+
+
+@router.delete(
+    "/v1/tenants/{tenant}",
+    status_code=202,
+    response_model=Accepted,
+    responses=WRITE_RESPONSES,
+)
+async def erase_tenant(
+    tenant: Annotated[Tenant, Path()], tenants: Caller, writer: Writer, wait: Wait = False
+) -> JSONResponse:
+    """Every memory of the tenant erased (history tombstoned, cached enrichments
+    forgotten) and the tenant gone from the store. With ``wait``: 201 once done, with
+    how many memories it ``erased``."""
+    allow(tenants, tenant)
+    return await writer.accept(new_event(EventType.ERASE_TENANT, tenant), wait)
 
 
 @router.get(

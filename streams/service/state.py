@@ -93,6 +93,17 @@ class _LocalCopy:
         raw = self._db.get(_state_key(partition, key.encode()))
         return MemoryState.from_dict(json.loads(raw)) if raw is not None else None
 
+    def tenant_keys(self, partition: int, tenant: str) -> list[str]:
+        """Keys ``tenant/...`` in ``partition`` ('/' is in no tenant name, so the
+        prefix is the tenant's alone)."""
+        prefix = _state_key(partition, f"{tenant}/".encode())
+        found = []
+        for key in self._db.keys(from_key=prefix):
+            if not isinstance(key, bytes) or not key.startswith(prefix):
+                break
+            found.append(key[len(_state_key(partition, b"")) :].decode())
+        return found
+
     def close(self) -> None:
         self._db.close()
 

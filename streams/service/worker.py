@@ -31,6 +31,7 @@ from streams import clients, scrape_targets
 from streams.client.topics import TopicsMisconfigured, check_topics, ensure_topics
 from streams.kafka_connection import KafkaAuthenticationError, check_credentials
 from streams.service.app import create_app, events_topic, raw_topic
+from streams.service.compaction import CompactionRoller, roll_interval_s
 from streams.service.health_server import start_health_server
 from streams.service.lag import LagMonitor
 from streams.service.lifecycle import Resources
@@ -141,7 +142,8 @@ def attach_agents(app: faust.App, settings: Settings, resources: Resources) -> N
 
 
 def attach_timers(app: faust.App, settings: Settings, resources: Resources) -> None:
-    """Consumer lag every 5 s, the liveness heartbeat, and the dependency probes."""
+    """Consumer lag every 5 s, the liveness heartbeat, the dependency probes, and the
+    roll tombstones that hold the compaction bound (compaction.py)."""
     topics = resources.topics
     lags = [
         LagMonitor(settings, settings.worker_id, topic, resources.metrics)
@@ -161,6 +163,12 @@ def attach_timers(app: faust.App, settings: Settings, resources: Resources) -> N
     @app.timer(settings.readiness_probe_s)  # type: ignore[untyped-decorator]
     async def probe_dependencies() -> None:
         await resources.probe()
+
+    roller = CompactionRoller(settings, resources.producer)
+
+    @app.timer(roll_interval_s(settings))  # type: ignore[untyped-decorator]
+    async def roll_compacted_topics() -> None:
+        await roller.tick()
 
 
 def build_worker_app(

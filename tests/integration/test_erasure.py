@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 
 from processors.adapters.kafka_sink import ResilientProducer
+from processors.core.events import new_event
 from streams import clients
 from streams.client.topics import Topics
 from streams.service.compaction import CompactionRoller
 from tests.integration.conftest import NewPipeline
+from tests.integration.harness import WorkerProcess, wait_for, weaviate_client
+from tests.integration.test_pipeline import applied_acks, publish
 from tests.integration.topic_scan import holds
 
 BOUND_MS = 2000
@@ -45,3 +49,62 @@ async def test_a_tombstoned_text_is_compacted_away_within_the_bound_on_a_quiet_p
 
 async def _started(producer: ResilientProducer) -> ResilientProducer:
     return producer
+
+
+MEMORIES = 500
+
+
+async def test_a_tenant_erasure_leaves_nothing_of_the_tenant_anywhere(
+    new_pipeline: NewPipeline, tmp_path: Path
+) -> None:
+    """500 memories of a tenant (each text with a marker), a neighbour tenant's beside
+    them; then `memory.erase_tenant`: one ack saying 500 were erased, the Weaviate
+    tenant gone, and after the compaction bound no topic but memory.events (the log,
+    kept by rule) holds the marker; the neighbour keeps everything."""
+    settings, topics = await new_pipeline(compaction_bound_ms=BOUND_MS, history_partitions=2)
+    gone, kept = f"gone-{uuid.uuid4().hex[:8]}", f"kept-{uuid.uuid4().hex[:8]}"
+    marker = f"mk{uuid.uuid4().hex}"
+    events = [
+        new_event("memory.add", gone, content=f"{marker} note {i} about tea", memory_id=f"m{i}")
+        for i in range(MEMORIES)
+    ]
+    events += [new_event("memory.add", kept, content=f"kept note {i}") for i in range(20)]
+    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    worker.start()
+    try:
+        await publish(settings, [(e.tenant.encode(), e.to_json()) for e in events])
+        await wait_for(
+            topics.all,
+            lambda: len(applied_acks(topics)) >= len(events),
+            300,
+            f"{len(events)} applied acks",
+            worker,
+        )
+        erasure = new_event("memory.erase_tenant", gone)
+        await publish(settings, [(gone.encode(), erasure.to_json())])
+        await wait_for(
+            topics.all,
+            lambda: any(a["event_id"] == erasure.event_id for a in topics.indexed.json_values()),
+            120,
+            "the tenant erasure's ack",
+            worker,
+        )
+        (ack,) = [a for a in topics.indexed.json_values() if a["event_id"] == erasure.event_id]
+        assert (ack["outcome"], ack["erased"], ack["memory_id"]) == ("applied", MEMORIES, None)
+        with weaviate_client(settings) as client:
+            tenants = client.collections.use(settings.weaviate_collection).tenants.get()
+            assert gone not in tenants and kept in tenants
+        # after the bound (the worker rolls the compacted topics), nothing is left
+        t = Topics.from_settings(settings)
+        scanned = [t.history, t.state, t.indexed, t.deadletter, t.enrich, t.enriched]
+        deadline = time.monotonic() + 120
+        while left := {topic: await holds(settings, topic, marker.encode()) for topic in scanned}:
+            left = {topic: n for topic, n in left.items() if n}
+            if not left:
+                break
+            assert time.monotonic() < deadline, f"marker still in {left}"
+            await asyncio.sleep(2)
+        assert await holds(settings, t.events, marker.encode()) == MEMORIES  # the log, by rule
+        assert await holds(settings, t.history, kept.encode()) >= 20
+    finally:
+        worker.stop()

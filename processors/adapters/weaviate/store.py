@@ -152,6 +152,22 @@ class WeaviateStore:
             raise whole_call_error(exc) from exc
         return {}
 
+    async def drop_tenants(self, tenants: Sequence[str]) -> None:
+        """Remove ``tenants`` from every generation (the one served and those kept or
+        being rebuilt); raises TransientError while one cannot be reached."""
+        try:
+            names = set((await generations(self.client, self.name)).values())
+            served = await served_by(self.client, self.name)
+            for collection in sorted(names | ({served} if served else {self.name})):
+                tenants_api = self.client.collections.use(collection).tenants
+                present = await tenants_api.get_by_names(list(tenants))
+                if present:
+                    await tenants_api.remove(list(present))
+        except (TransientError, PermanentError):
+            raise
+        except Exception as exc:
+            raise whole_call_error(exc) from exc
+
     async def _reconnect_if_closed(self, exc: Exception) -> None:
         if isinstance(exc, WeaviateClosedClientError):
             log.warning("Weaviate client was closed; reconnecting")

@@ -511,3 +511,43 @@ async def test_a_batch_of_a_replay_and_new_events_applies_only_the_new() -> None
     assert report == BatchReport(received=2, applied=1, noops=1)
     assert h.metric("agentmem_events_replayed_total", stage="index") == 1
     assert h.store.objects[uuid_of("m-1")].properties["content"] == "b"
+
+
+async def test_a_tenant_erasure_erases_each_memory_drops_the_tenant_and_acks_once() -> None:
+    cache = DictCache()
+    h = Harness(cache=cache)
+    await h.stage.process(
+        batch(add("e1", "m-1", "secret one"), add("e2", "m-2", "secret two"), partition=1)
+    )
+    await h.stage.process(
+        batch(new_event("memory.erase_tenant", TENANT, event_id="t1", occurred_at=T0), partition=1)
+    )
+    # every object deleted, the tenant dropped, the cache forgotten
+    assert sorted(d.uuid for call in h.store.delete_calls for d in call) == sorted(
+        [uuid_of("m-1"), uuid_of("m-2")]
+    )
+    assert h.store.dropped == [[TENANT]]
+    assert cache.forgotten == ["1\x1facme\x1f"]
+    # each memory's history tombstoned, nothing of the texts left in the erase records
+    tombstoned = {r.key for r in h.history() if r.value is None}
+    assert {b"acme/m-1/1", b"acme/m-2/1"} <= tombstoned
+    assert not any(b"secret" in (r.value or b"") for r in h.history()[2:])
+    # one ack, for the tenant erasure, with how many memories it erased
+    ack = h.acks()[-1]
+    assert (ack["event_id"], ack["outcome"], ack["memory_id"], ack["erased"]) == (
+        "t1",
+        "applied",
+        None,
+        2,
+    )
+    assert len(h.acks()) == 3
+    assert all(h.state.data[key_of(m)].erased for m in ("m-1", "m-2"))
+
+
+async def test_a_tenant_erasure_followed_by_an_add_in_the_batch_keeps_the_tenant() -> None:
+    h = Harness()
+    await h.stage.process(batch(add("e1", "m-1", "old")))
+    erase_all = new_event("memory.erase_tenant", TENANT, event_id="t1", occurred_at=T0)
+    await h.stage.process(batch(erase_all, add("e2", "m-2", "new")))
+    assert h.store.dropped == []
+    assert [i.properties["content"] for i in h.store.objects.values()] == ["new"]

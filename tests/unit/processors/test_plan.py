@@ -394,3 +394,71 @@ def test_a_later_event_is_judged_even_if_its_position_is_unknown() -> None:
     plan = plan_batch([(0, update("new", "b"))], DictLookup(states), T0)
     assert [a.after.version for a in plan.applied] == [4]
     assert plan.applied[0].after.position == 50  # unknown position: left as it was
+
+
+# -- tenant erasure ------------------------------------------------------------------------
+
+
+def erase_tenant(event_id: str, tenant: str = "acme") -> MemoryEvent:
+    return new_event("memory.erase_tenant", tenant, event_id=event_id, occurred_at=T0)
+
+
+def tenant_plan(events: Sequence[MemoryEvent], lookup: DictLookup) -> BatchPlan:
+    """The batch at offsets 100, 101, ... with the lookup's states as the store's."""
+
+    def keys(tenant: str) -> list[str]:
+        return sorted(k for k in lookup.states if k.startswith(f"{tenant}/"))
+
+    plan = plan_batch(list(enumerate(events)), lookup, T0, lambda i: 100 + i, keys)
+    for key, (_, after) in plan.states.items():
+        lookup.states[key] = after
+    return plan
+
+
+def test_a_tenant_erasure_erases_every_memory_the_tenant_has_and_no_other() -> None:
+    lookup = DictLookup(
+        {
+            memory_key("acme", "a"): live_state(),
+            memory_key("acme", "b"): live_state(),
+            memory_key("acme", "gone"): MemoryState(
+                version=2, content=None, content_hash=None, erased=True, event_ids=("x",)
+            ),
+            memory_key("acme-2", "c"): live_state(),
+        }
+    )
+    plan = tenant_plan([add("e1", memory_id="new"), erase_tenant("t1")], lookup)
+    erased = {a.key: a for a in plan.applied if a.kind == Kind.ERASE}
+    # the state's live memories and the one the batch added before it; not the erased one
+    assert sorted(erased) == ["acme/a", "acme/b", "acme/new"]
+    assert all(a.event.event_id == "t1" and a.after.erased for a in erased.values())
+    assert erased["acme/a"].event.resolved_memory_id == "a"
+    (erasure,) = plan.tenant_erasures
+    assert (erasure.index, erasure.erased) == (1, 3)
+    assert lookup.states["acme-2/c"].live
+    assert lookup.states["acme/a"].content is None
+
+
+def test_a_tenant_erasure_delivered_again_is_a_duplicate_even_after_new_memories() -> None:
+    lookup = DictLookup({memory_key("acme", "a"): live_state()})
+    tenant_plan([erase_tenant("t1")], lookup)
+    tenant_plan([add("e2", memory_id="b")], lookup)
+    again = tenant_plan([erase_tenant("t1")], lookup)
+    assert again.applied == [] and again.tenant_erasures == []
+    assert [n.reason for n in again.noops] == ["duplicate_event"]
+    assert lookup.states["acme/b"].live
+
+
+def test_a_tenant_erasure_of_a_tenant_with_nothing_is_an_erasure_of_none() -> None:
+    plan = tenant_plan([erase_tenant("t1")], DictLookup())
+    assert plan.applied == []
+    assert [(e.index, e.erased) for e in plan.tenant_erasures] == [(0, 0)]
+
+
+def test_an_add_after_a_tenant_erasure_in_the_batch_is_a_new_memory() -> None:
+    lookup = DictLookup({memory_key("acme", "a"): live_state()})
+    plan = tenant_plan([erase_tenant("t1"), add("e2", memory_id="a", content="again")], lookup)
+    assert [(a.key, a.kind) for a in plan.applied] == [
+        ("acme/a", Kind.ERASE),
+        ("acme/a", Kind.UPSERT),
+    ]
+    assert lookup.states["acme/a"].live and lookup.states["acme/a"].content == "again"

@@ -603,3 +603,12 @@ def test_reasons_are_their_strings() -> None:
     assert len({r.value for r in Reason}) == len(Reason)
     assert all(r.value == r.name.lower() for r in Reason)
     assert isinstance(rejection(b"{").reason, Reason)
+
+
+def test_a_tenant_erasure_names_a_tenant_only() -> None:
+    ok = event(raw(type="memory.erase_tenant", memory_id=None, content=None))
+    assert (ok.type, ok.tenant, ok.memory_id) == ("memory.erase_tenant", "acme", None)
+    for extra in ({"memory_id": "m-1", "content": None}, {"content": "x", "memory_id": None}):
+        refused = rejection(raw(type="memory.erase_tenant", **extra))
+        assert refused.reason == "not_for_tenant_erase"
+        assert "names a tenant only" in refused.detail

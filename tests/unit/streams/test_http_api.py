@@ -51,6 +51,7 @@ def test_add_answers_202_with_the_ids(api: TestClient, fake: FakeSdk) -> None:
         "indexed": False,
         "version": None,
         "outcome": None,
+        "erased": None,
     }
     assert (event.agent_id, event.metadata, str(event.mode)) == ("ag", {"k": 1}, "intelligent")
 
@@ -131,6 +132,22 @@ def test_update_delete_erase_publish_their_events(api: TestClient, fake: FakeSdk
         "memory.erase",
     ]
     assert fake.publisher.events[0].metadata == {"a": "b"}
+
+
+def test_delete_tenant_publishes_a_tenant_erasure(api: TestClient, fake: FakeSdk) -> None:
+    r = api.delete("/v1/tenants/tenant-b", headers=A)
+    assert r.status_code == 202, r.text
+    (event,) = fake.publisher.events
+    assert (str(event.type), event.tenant, event.memory_id) == (
+        "memory.erase_tenant",
+        "tenant-b",
+        None,
+    )
+    assert r.json()["memory_id"] is None and r.json()["event_id"] == event.event_id
+    assert api.delete("/v1/tenants/tenant-c", headers=A).status_code == 403
+    bad = api.delete("/v1/tenants/not a tenant", headers=A)
+    assert bad.status_code == 422
+    assert len(fake.publisher.events) == 1
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,14 @@ async def test_update_delete_erase_publish_their_event_types() -> None:
     assert update.metadata == {"a": 1} and (update.agent_id, update.run_id) == ("ag", "r")
     assert delete.type == EventType.DELETE and delete.memory_id == "m1"
     assert erase.type == EventType.ERASE and erase.memory_id == "m1"
+
+
+async def test_erase_tenant_publishes_a_tenant_erasure() -> None:
+    fake = FakeSdk()
+    event_id = await fake.sdk.erase_tenant("t")
+    (event,) = fake.publisher.events
+    assert (event.type, event.tenant, event.memory_id) == (EventType.ERASE_TENANT, "t", None)
+    assert event.event_id == event_id
     assert {e.tenant for e in fake.publisher.events} == {"t"}
 
 
