@@ -32,7 +32,9 @@ REPLAY_BATCH = 2000
 
 
 def states_of(
-    records: Iterable[tuple[int, bytes | None, bytes | None, int | None]], limits: Limits
+    records: Iterable[tuple[int, bytes | None, bytes | None, int | None]],
+    limits: Limits,
+    batch: int = REPLAY_BATCH,
 ) -> dict[str, MemoryState]:
     """The state each memory is left in by ``records`` (offset, key, value, timestamp ms)
     of one partition, in order. Pure."""
@@ -41,7 +43,13 @@ def states_of(
     stamp = datetime.fromtimestamp(0, UTC)
 
     def flush() -> None:
-        plan = plan_batch(chunk, states.get, stamp, lambda offset: offset)
+        plan = plan_batch(
+            chunk,
+            states.get,
+            stamp,
+            lambda offset: offset,
+            lambda tenant: [k for k in states if k.startswith(f"{tenant}/")],
+        )
         for key, (_, after) in plan.states.items():
             states[key] = after
         chunk.clear()
@@ -53,7 +61,7 @@ def states_of(
         if timestamp_ms is not None:
             stamp = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
         chunk.append((offset, parsed))
-        if len(chunk) >= REPLAY_BATCH:
+        if len(chunk) >= batch:
             flush()
     if chunk:
         flush()

@@ -43,3 +43,16 @@ def test_the_batching_of_a_replay_does_not_change_its_states() -> None:
     ]
     states = states_of(records, LIMITS)
     assert (states["acme/m"].version, states["acme/m"].position) == (4500, 4499)
+
+
+def test_a_replayed_tenant_erasure_erases_what_earlier_chunks_left() -> None:
+    records = [record(0, EventType.ADD, "a", "one"), record(1, EventType.ADD, "b", "two")]
+    erasure = new_event(EventType.ERASE_TENANT, "acme", event_id="t2")
+    records.append((2, b"acme", erasure.to_json(), 1_700_000_000_002))
+    records.append(record(3, EventType.ADD, "c", "three"))
+    # the erasure in a chunk of its own: the memories it erases come from the states
+    # the earlier chunks left, not from its own chunk
+    for batch in (1, 4):
+        states = states_of(records, LIMITS, batch=batch)
+        assert states["acme/a"].erased and states["acme/b"].erased
+        assert states["acme/c"].live
