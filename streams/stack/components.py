@@ -4,7 +4,11 @@ Prometheus, how each is configured, started and checked; and the list of them al
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import signal
+import time
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ from streams.stack.build import Artifacts, weaviate_bin_path
 from streams.stack.component import Component
 from streams.stack.kafka_node import kafka_nodes
 from streams.stack.launcher import http_ok
+from streams.stack.process import running_pid
 from streams.stack.secure import WEAVIATE_USER
 
 log = logging.getLogger(__name__)
@@ -176,15 +181,36 @@ class Prometheus(Component):
         (self.home / "data").mkdir(parents=True, exist_ok=True)
         self._write_config()
 
+    def _reload_state(self) -> tuple[float, bool]:
+        """(when the config was last loaded, in whole seconds; whether the last reload
+        succeeded), from the running Prometheus."""
+        url = f"{self.settings.prometheus_url}/api/v1/status/runtimeinfo"
+        info = httpx.get(url, timeout=10).raise_for_status().json()["data"]
+        loaded = datetime.fromisoformat(info["lastConfigTime"]).timestamp()
+        return loaded, bool(info["reloadConfigSuccess"])
+
     def refresh(self) -> None:
-        """Rewrite the config and reload it (and the rule files) into the running instance."""
+        """Rewrite the config and reload it (and the rule files) into the running instance:
+        SIGHUP to our process, so no HTTP client can stop or reload it (no
+        ``--web.enable-lifecycle``); the outcome read back from its runtime info."""
         self._write_config()
+        pid = running_pid(self.files, self.marker)
+        if pid is None:
+            raise RuntimeError("not our Prometheus: cannot reload it")
         try:
-            response = httpx.post(f"{self.settings.prometheus_url}/-/reload", timeout=30)
+            before, _ = self._reload_state()
+            # the load time has whole seconds: reload in a later second than the last
+            time.sleep(max(0.0, before + 1.05 - time.time()))
+            os.kill(pid, signal.SIGHUP)
+            deadline = time.monotonic() + 30
+            while (state := self._reload_state()) == (before, True):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("Prometheus did not reload its config within 30 s")
+                time.sleep(0.2)
         except httpx.HTTPError as exc:
             raise RuntimeError(f"could not reload Prometheus: {exc!r}") from exc
-        if response.status_code != 200:
-            raise RuntimeError(f"Prometheus refused its new config: {response.text.strip()}")
+        if not state[1]:
+            raise RuntimeError(f"Prometheus refused its new config; see {self.files.log_file}")
         log.info("reloaded Prometheus with %s", self.config_path)
 
     def argv(self, artifacts: Artifacts) -> list[str]:
@@ -194,7 +220,6 @@ class Prometheus(Component):
             f"--storage.tsdb.path={self.home / 'data'}",
             "--storage.tsdb.retention.time=7d",
             f"--web.listen-address=127.0.0.1:{self.port}",
-            "--web.enable-lifecycle",
         ]
 
     def healthy(self) -> bool:

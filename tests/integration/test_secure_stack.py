@@ -227,6 +227,9 @@ def test_every_listener_is_on_loopback_but_the_named_ones(secure: SecureStack) -
                 exposed[port] = (name, address)
     assert set(exposed) <= set(unbindable), exposed
     assert all(name == "weaviate" for name, _ in exposed.values()), exposed
+    # and Prometheus, on loopback, cannot be stopped by any local HTTP client
+    quit_ = httpx.post(f"{s.prometheus_url}/-/quit", timeout=30)
+    assert quit_.status_code == 403 and "Lifecycle API is not enabled" in quit_.text
 
 
 @pytest.mark.parametrize(
