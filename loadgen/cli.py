@@ -67,6 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(AGENTMEM_LLM_*) on the labeled set",
     )
     quality.add_argument("--out", type=Path, help="also write the scores as JSON")
+    _add_retrieval_arguments(
+        sub.add_parser(
+            "retrieval",
+            help="recall@k and hit@k of every search variant on the labeled conversational "
+            "set, through the SDK; a private worker on the local stack",
+        )
+    )
     throughput = sub.add_parser(
         "llm-throughput",
         help="intelligent mode on the configured LLM (AGENTMEM_LLM_*) against fast mode, "
@@ -103,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_report(args)
         if args.command == "quality":
             return _run_quality(args)
+        if args.command == "retrieval":
+            return _run_retrieval(args)
         if args.command == "llm-throughput":
             return _run_llm_throughput(args)
         return _run_bench(args)
@@ -357,6 +366,35 @@ def _run_quality(args: argparse.Namespace) -> int:
     sys.stdout.write(render_markdown(run))
     if args.out is not None:
         args.out.write_text(json.dumps(as_json(run), indent=2) + "\n")
+    return 0
+
+
+def _add_retrieval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, help="also write the report as JSON")
+    p.add_argument("--variants", help="comma-separated parts of variant names (default: all)")
+    p.add_argument("--questions", type=int, help="a slice: this many questions ...")
+    p.add_argument("--turns", type=int, default=60, help="... among this many turns")
+    p.add_argument("--workdir", type=Path, default=Path("retrieval-run"))
+
+
+def _run_retrieval(args: argparse.Namespace) -> int:
+    from loadgen.retrieval import render
+    from loadgen.retrieval.dataset import load, sample
+    from loadgen.retrieval.run import RetrievalOptions, run_retrieval
+    from loadgen.retrieval.variants import all_variants, choose
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    data = load()
+    if args.questions is not None:
+        if args.questions < 1 or args.turns < 1:
+            raise ValueError("--questions and --turns must be at least 1")
+        data = sample(data, questions=args.questions, turns=args.turns)
+    options = RetrievalOptions(choose(all_variants(), args.variants), args.workdir)
+    doc = run_retrieval(Settings(), data, options)
+    sys.stdout.write(render.markdown(doc))
+    if args.out is not None:
+        args.out.write_text(json.dumps(doc, indent=2) + "\n")
     return 0
 
 
