@@ -117,6 +117,7 @@ class DerivedChange:
     content: str | None
     caused_by: str  # event id of the memory whose decision this is
     action: str
+    folded_into: str | None = None  # the delete of a memory an UPDATE folded: into which
 
     def event(self, occurred_at: datetime | None) -> MemoryEvent:
         """A deterministic event: re-running the same decision gives the same event id."""
@@ -137,6 +138,7 @@ class DerivedChange:
                 "mode": (Mode.INTELLIGENT if self.type == EventType.UPDATE else Mode.FAST).value,
                 "occurred_at": occurred_at,
                 "caused_by": self.caused_by,
+                "folded_into": self.folded_into,
             }
         )
 
@@ -187,7 +189,13 @@ def plan_decisions(ordered: Sequence[tuple[EnrichRequest, Decision]]) -> Decisio
             )
             plan.changes.append(
                 DerivedChange(
-                    EventType.DELETE, req.tenant, req.memory_id, None, req.event_id, "update"
+                    EventType.DELETE,
+                    req.tenant,
+                    req.memory_id,
+                    None,
+                    req.event_id,
+                    "update",
+                    folded_into=decision.target,
                 )
             )
             removed.add(me)

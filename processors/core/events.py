@@ -58,6 +58,9 @@ class MemoryEvent(BaseModel):
     # Set on the events an intelligent-mode decision derives: the event id of the
     # memory whose enrichment decided the change (audit trail; no decision on a decision).
     caused_by: str | None = Field(default=None, min_length=1, max_length=128)
+    # Set on the delete an UPDATE decision derives for the memory it folds into another:
+    # that memory's id (an erase of this memory erases it too).
+    folded_into: str | None = Field(default=None, min_length=1, max_length=128)
 
     @field_validator("type", mode="before")
     @classmethod

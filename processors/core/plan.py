@@ -32,6 +32,9 @@ class Applied:
     kind: Kind
     before: MemoryState | None
     after: MemoryState
+    # an erase that follows from another's (of a memory the erased one was folded
+    # into): no ack of its own, the event's ack is the first memory's
+    cascade: bool = False
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,9 @@ def _judge(
         if not live or before is None:
             reason = "already_deleted" if known else "not_found"
             return NoOp(index, event, key, reason, _remembered(event, before))
+        folded = before.folded_into
+        if event.folded_into is not None and event.folded_into not in folded:
+            folded = (*folded, event.folded_into)
         after = replace(
             before,
             version=before.version + 1,
@@ -174,6 +180,7 @@ def _judge(
             content_hash=None,
             deleted=True,
             event_ids=before.remember(event.event_id),
+            folded_into=folded,
         )
         return Applied(index, event, key, Kind.DELETE, before, after)
     # ERASE, or one memory of an ERASE_TENANT
@@ -206,6 +213,8 @@ def plan_batch(
         outcome = decide(index, event, before, now, position(index))
         if isinstance(outcome, Applied):
             plan.applied.append(outcome)
+            if outcome.kind == Kind.ERASE and outcome.before is not None:
+                _erase_folded(plan, overlay, outcome, lookup, now, position(index))
         elif isinstance(outcome, NoOp):
             plan.noops.append(outcome)
         else:
@@ -258,3 +267,35 @@ def _plan_tenant_erasure(
     overlay[marker_key] = after
     plan.states[marker_key] = (index, after)
     plan.tenant_erasures.append(TenantErasure(index, event, erased))
+
+
+def _erase_folded(
+    plan: BatchPlan,
+    overlay: dict[str, MemoryState],
+    erased: Applied,
+    lookup: Callable[[str], MemoryState | None],
+    now: datetime,
+    at: int | None,
+) -> None:
+    """The memories ``erased``'s text was folded into (by UPDATE decisions), erased by
+    the same event, and those theirs was folded into, and so on."""
+    tenant = erased.event.tenant
+    pending = list(erased.before.folded_into if erased.before is not None else ())
+    done = {erased.key}
+    while pending:
+        memory_id = pending.pop(0)
+        key = memory_key(tenant, memory_id)
+        if key in done:
+            continue
+        done.add(key)
+        before = overlay[key] if key in overlay else lookup(key)
+        if before is None or before.erased or before.version == 0:
+            continue
+        one = erased.event.model_copy(update={"memory_id": memory_id})
+        outcome = decide(erased.index, one, before, now, at)
+        if isinstance(outcome, Applied):
+            outcome = replace(outcome, cascade=True)
+            plan.applied.append(outcome)
+            overlay[key] = outcome.after
+            plan.states[key] = (erased.index, outcome.after)
+            pending += list(before.folded_into)

@@ -36,6 +36,9 @@ class MemoryState:
     # against this memory, whatever it did (applied, no-op, refused): an event at or
     # before it was judged already, so a replay of the log changes nothing. -1: none.
     position: int = -1
+    # Memories an UPDATE decision folded this memory's text into: an erase of this
+    # memory erases them too (its text lives on in them).
+    folded_into: tuple[str, ...] = ()
 
     @property
     def live(self) -> bool:
@@ -52,11 +55,18 @@ class MemoryState:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["event_ids"] = list(self.event_ids)
+        data["folded_into"] = list(self.folded_into)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MemoryState:
-        return cls(**{**data, "event_ids": tuple(data.get("event_ids", ()))})
+        return cls(
+            **{
+                **data,
+                "event_ids": tuple(data.get("event_ids", ())),
+                "folded_into": tuple(data.get("folded_into", ())),
+            }
+        )
 
     def purged(self, event_id: str) -> MemoryState:
         """The state after an erase: version and event ids stay, content goes."""

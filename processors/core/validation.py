@@ -285,8 +285,9 @@ def _check_semantics(event: MemoryEvent, limits: Limits) -> Reason | None:
             return Reason.NOT_FOR_TENANT_ERASE
     elif event.type != EventType.ADD and event.memory_id is None:
         return Reason.MISSING_MEMORY_ID
-    if event.memory_id is not None and not MEMORY_ID_PATTERN.fullmatch(event.memory_id):
-        return Reason.INVALID_MEMORY_ID
+    for memory_id in (event.memory_id, event.folded_into):
+        if memory_id is not None and not MEMORY_ID_PATTERN.fullmatch(memory_id):
+            return Reason.INVALID_MEMORY_ID
     if event.agent_id is not None and not SHORT_ID_PATTERN.fullmatch(event.agent_id):
         return Reason.INVALID_AGENT_ID
     if event.run_id is not None and not SHORT_ID_PATTERN.fullmatch(event.run_id):

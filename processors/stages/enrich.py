@@ -186,8 +186,14 @@ class EnrichStage(StageSkeleton[H]):
         started = time.perf_counter()
         plan = plan_decisions([(p.req, p.decision) for p in pending if p.decision is not None])
         occurred = {p.req.event_id: p.req.occurred_at for p in pending}
+        # beside the tenant's events, whatever partitioner their producer used
+        partition = {p.req.event_id: p.incoming.source.partition for p in pending}
         derived = [
-            OutRecord(c.tenant.encode(), c.event(occurred.get(c.caused_by)).to_json())
+            OutRecord(
+                c.tenant.encode(),
+                c.event(occurred.get(c.caused_by)).to_json(),
+                partition.get(c.caused_by),
+            )
             for c in plan.changes
         ]
         await self.send("derived_append", self.config.events_topic, derived)

@@ -223,12 +223,9 @@ class IndexStage(StageSkeleton[H]):
             memory_key(ev.tenant, ev.resolved_memory_id): batch[i].source.partition
             for i, ev in valid
         }
-        # A tenant erasure reads every memory of its tenant, in its own partition.
-        tenant_partition = {
-            ev.tenant: batch[i].source.partition
-            for i, ev in valid
-            if ev.type == EventType.ERASE_TENANT
-        }
+        # A tenant erasure reads every memory of its tenant, and an erase the memories
+        # its text was folded into: in the partition of the tenant's event.
+        tenant_partition = {ev.tenant: batch[i].source.partition for i, ev in valid}
 
         def lookup(key: str) -> MemoryState | None:
             partition = partition_of.get(key)
@@ -339,7 +336,7 @@ class IndexStage(StageSkeleton[H]):
         acks = [
             event_ack(batch[a.index].source, a.event, a.after.version, "applied", at)
             for a in applied
-            if a.event.type != EventType.ERASE_TENANT
+            if a.event.type != EventType.ERASE_TENANT and not a.cascade
         ]
         # one ack per tenant erasure, once every memory it erased is gone
         acks += [

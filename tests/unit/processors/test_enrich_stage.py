@@ -614,3 +614,19 @@ async def test_an_erase_while_the_model_is_asked_keeps_the_answers_out_of_the_ca
     quiet.store.put("m", 1)
     await quiet.stage.process(batch(req("m", "mine", decide=False)))
     assert [keep() for keep in quiet.facts.keeps] == [True]
+
+
+async def test_derived_events_go_to_the_partition_of_the_request_that_decided_them() -> None:
+    def decision(payload: dict[str, Any]) -> Result | None:
+        return {"action": "UPDATE", "target": "0", "text": "Alice lives in Paris"}
+
+    h = Harness(decision=decision)
+    h.store.put("old", 1)
+    h.store.put("new", 1)
+    h.store.near = {"new": [Candidate("old", "Alice lives in London", 0.1)]}
+    (one,) = batch(req("new", "Alice moved to Paris"))
+    await h.stage.process([Incoming(one.key, one.value, SourceRef("memory.enrich", 5, 0, 0), None)])
+    derived = h.sink.records[EVENTS]
+    assert [r.partition for r in derived] == [5, 5]
+    delete = MemoryEvent.model_validate_json(derived[1].value or b"")
+    assert (delete.memory_id, delete.folded_into) == ("new", "old")

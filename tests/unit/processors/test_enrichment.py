@@ -191,10 +191,14 @@ def test_update_rewrites_the_target_and_deletes_the_new_memory() -> None:
         DerivedChange(
             EventType.UPDATE, TENANT, "old-0", "Alice lives in Paris", "ev-new", "update"
         ),
-        DerivedChange(EventType.DELETE, TENANT, "new", None, "ev-new", "update"),
+        # the new memory's text lives on in old-0: an erase of it erases old-0 too
+        DerivedChange(
+            EventType.DELETE, TENANT, "new", None, "ev-new", "update", folded_into="old-0"
+        ),
     ]
     assert plan.carried_out == {"acme/new": decision}
     assert plan.superseded == {"acme/old-0", "acme/new"}
+    assert plan.changes[1].event(None).folded_into == "old-0"
 
 
 def test_decision_on_a_memory_deleted_earlier_in_the_batch_becomes_add() -> None:

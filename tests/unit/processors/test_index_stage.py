@@ -551,3 +551,16 @@ async def test_a_tenant_erasure_followed_by_an_add_in_the_batch_keeps_the_tenant
     await h.stage.process(batch(erase_all, add("e2", "m-2", "new")))
     assert h.store.dropped == []
     assert [i.properties["content"] for i in h.store.objects.values()] == ["new"]
+
+
+async def test_an_erase_reaches_the_memory_its_text_was_folded_into() -> None:
+    h = Harness()
+    folded = ev(EventType.DELETE, "d1", "m-2").model_copy(update={"folded_into": "m-1"})
+    await h.stage.process(batch(add("e1", "m-1", "Alice lives in Paris"), add("e2", "m-2", "x")))
+    await h.stage.process(batch(folded))
+    await h.stage.process(batch(ev(EventType.ERASE, "x1", "m-2")))
+    assert h.state.data[key_of("m-1")].erased and h.state.data[key_of("m-2")].erased
+    assert uuid_of("m-1") in {d.uuid for call in h.store.delete_calls for d in call}
+    # one ack for the erase, the memory it named
+    erase_acks = [a for a in h.acks() if a["event_id"] == "x1"]
+    assert [(a["memory_id"], a["outcome"]) for a in erase_acks] == [("m-2", "applied")]

@@ -403,13 +403,14 @@ def erase_tenant(event_id: str, tenant: str = "acme") -> MemoryEvent:
     return new_event("memory.erase_tenant", tenant, event_id=event_id, occurred_at=T0)
 
 
-def tenant_plan(events: Sequence[MemoryEvent], lookup: DictLookup) -> BatchPlan:
-    """The batch at offsets 100, 101, ... with the lookup's states as the store's."""
+def tenant_plan(events: Sequence[MemoryEvent], lookup: DictLookup, start: int = 100) -> BatchPlan:
+    """The batch at offsets ``start``, ``start`` + 1, ... with the lookup's states as
+    the store's."""
 
     def keys(tenant: str) -> list[str]:
         return sorted(k for k in lookup.states if k.startswith(f"{tenant}/"))
 
-    plan = plan_batch(list(enumerate(events)), lookup, T0, lambda i: 100 + i, keys)
+    plan = plan_batch(list(enumerate(events)), lookup, T0, lambda i: start + i, keys)
     for key, (_, after) in plan.states.items():
         lookup.states[key] = after
     return plan
@@ -462,3 +463,23 @@ def test_an_add_after_a_tenant_erasure_in_the_batch_is_a_new_memory() -> None:
         ("acme/a", Kind.UPSERT),
     ]
     assert lookup.states["acme/a"].live and lookup.states["acme/a"].content == "again"
+
+
+def test_an_erase_erases_the_memories_its_text_was_folded_into_and_theirs() -> None:
+    """An UPDATE decision folded b into a, and a into c; an erase of b erases a and c
+    (their texts hold b's); the event's ack is b's alone (the others are cascades)."""
+    lookup = DictLookup({memory_key("acme", m): live_state() for m in ("a", "b", "c", "other")})
+    folds = [
+        ev("memory.delete", "d1", memory_id="b").model_copy(update={"folded_into": "a"}),
+        ev("memory.delete", "d2", memory_id="a").model_copy(update={"folded_into": "c"}),
+    ]
+    tenant_plan(folds, lookup)
+    assert lookup.states["acme/b"].folded_into == ("a",)
+    plan = tenant_plan([ev("memory.erase", "x1", memory_id="b")], lookup, start=200)
+    assert [(a.key, a.kind, a.cascade) for a in plan.applied] == [
+        ("acme/b", Kind.ERASE, False),
+        ("acme/a", Kind.ERASE, True),
+        ("acme/c", Kind.ERASE, True),
+    ]
+    assert all(lookup.states[f"acme/{m}"].erased for m in ("a", "b", "c"))
+    assert lookup.states["acme/other"].live
