@@ -67,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(AGENTMEM_LLM_*) on the labeled set",
     )
     quality.add_argument("--out", type=Path, help="also write the scores as JSON")
+    quality.add_argument(
+        "--only",
+        default="decisions,facts,importance",
+        help="the parts of the set to ask, comma-separated: decisions,facts,importance",
+    )
     _add_retrieval_arguments(
         sub.add_parser(
             "retrieval",
@@ -362,7 +367,8 @@ def _run_quality(args: argparse.Namespace) -> int:
     from loadgen.quality.run import run_quality
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    run = asyncio.run(run_quality(Settings()))
+    parts = tuple(p.strip() for p in args.only.split(",") if p.strip())
+    run = asyncio.run(run_quality(Settings(), parts=parts))
     sys.stdout.write(render_markdown(run))
     if args.out is not None:
         args.out.write_text(json.dumps(as_json(run), indent=2) + "\n")

@@ -22,28 +22,40 @@ def render_markdown(run: QualityRun) -> str:
         verdict: sum(by.get(verdict, 0.0) for by in run.answers.values())
         for verdict in ("valid", "repaired", "invalid")
     }
+    parts = run.parts
     lines = [
         f"# LLM quality: {run.model} at {run.base_url}",
         "",
         f"batch size {run.batch_size}, prompts {run.prompt_version}, structured output "
-        f"{run.mode}; {run.seconds:.1f} s for the whole set",
+        f"{run.mode}; {run.seconds:.1f} s for {', '.join(parts)}",
         "",
-        f"- decisions: **{d.accuracy:.0%}** right ({d.correct}/{d.total}; {d.by_rule} "
-        f"decided by rule, {d.failed} failed); target right for "
-        f"{d.target_correct}/{d.target_total} UPDATE/DELETE/NOOP",
-        f"- facts: recall **{f.recall:.0%}** ({f.matched}/{f.expected} expected facts found; "
-        f"{f.produced} facts from {f.answered}/{f.memories} memories)",
-        f"- importance: **{i.agreement:.0%}** in the expected band ({i.agreeing}/{i.memories}; "
-        f"mean distance from the band's middle "
-        f"{i.absolute_error / i.answered if i.answered else 0:.2f})",
+    ]
+    if "decisions" in parts:
+        lines.append(
+            f"- decisions: **{d.accuracy:.0%}** right ({d.correct}/{d.total}; {d.by_rule} "
+            f"decided by rule, {d.failed} failed); target right for "
+            f"{d.target_correct}/{d.target_total} UPDATE/DELETE/NOOP"
+        )
+    if "facts" in parts:
+        lines.append(
+            f"- facts: recall **{f.recall:.0%}** ({f.matched}/{f.expected} expected facts "
+            f"found; {f.produced} facts from {f.answered}/{f.memories} memories)"
+        )
+    if "importance" in parts:
+        lines.append(
+            f"- importance: **{i.agreement:.0%}** in the expected band ({i.agreeing}/"
+            f"{i.memories}; mean distance from the band's middle "
+            f"{i.absolute_error / i.answered if i.answered else 0:.2f})"
+        )
+    lines.append(
         f"- answers: {answers['valid']:.0f} valid, {answers['repaired']:.0f} repaired, "
         f"{answers['invalid']:.0f} invalid; requests by outcome "
-        + ", ".join(f"{k} {v:.0f}" for k, v in sorted(run.requests.items())),
-        "",
-        *_matrix("expected \\ decided", d.confusion),
-        "",
-        *_matrix("band \\ answered", i.confusion),
-    ]
+        + ", ".join(f"{k} {v:.0f}" for k, v in sorted(run.requests.items()))
+    )
+    if "decisions" in parts:
+        lines += ["", *_matrix("expected \\ decided", d.confusion)]
+    if "importance" in parts:
+        lines += ["", *_matrix("band \\ answered", i.confusion)]
     return "\n".join(lines) + "\n"
 
 

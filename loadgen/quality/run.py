@@ -37,6 +37,8 @@ from processors.metrics import build_metrics
 from streams import clients
 from streams.settings import Settings
 
+PARTS = ("decisions", "facts", "importance")
+
 
 class MemoryCache:
     """An llm_cache that lives for one run (so every answer is asked for)."""
@@ -56,7 +58,7 @@ class QualityRun:
     base_url: str
     model: str
     batch_size: int
-    prompt_version: str
+    prompt_version: str  # the prompt files asked, e.g. "decision.v2, facts.v1"
     mode: str  # the structured-output mode the endpoint ended up with
     decisions: DecisionScore
     facts: FactScore
@@ -64,6 +66,11 @@ class QualityRun:
     seconds: float
     answers: dict[str, dict[str, float]]  # kind -> verdict -> count
     requests: dict[str, float]  # outcome -> count
+    parts: tuple[str, ...] = PARTS  # the parts of the set that were asked
+
+
+async def _nothing() -> dict[str, Result]:
+    return {}
 
 
 def _candidates(case: DecisionCase) -> list[Candidate]:
@@ -82,9 +89,14 @@ async def run_quality(
     settings: Settings,
     decisions: list[DecisionCase] | None = None,
     memories: list[MemoryCase] | None = None,
+    parts: tuple[str, ...] = PARTS,
 ) -> QualityRun:
     """Facts, importance and decisions for the whole set, the three processors at once
-    as in the worker."""
+    as in the worker; ``parts`` (of :data:`PARTS`) limits it to some (a slow endpoint
+    spends most of a run on facts and importance)."""
+    unknown = set(parts) - set(PARTS)
+    if unknown or not parts:
+        raise ValueError(f"quality parts must be among {', '.join(PARTS)}")
     decisions = decision_cases() if decisions is None else decisions
     memories = memory_cases() if memories is None else memories
     registry = CollectorRegistry()
@@ -101,12 +113,22 @@ async def run_quality(
         else:
             target = int(rule.target) if rule.target is not None else None
             got[case.id] = Predicted(rule.action, target, rule.by)
+    if "decisions" not in parts:
+        decisions, got, asked = [], {}, {}
+    if "facts" not in parts and "importance" not in parts:
+        memories = []
     texts = {case.id: {"memory": case.memory} for case in memories}
+    kinds = {
+        PromptKind.FACTS: "facts",
+        PromptKind.IMPORTANCE: "importance",
+        PromptKind.DECISION: "decisions",
+    }
+    versions = ", ".join(processors[k].prompt.version for k, part in kinds.items() if part in parts)
     started = time.perf_counter()
     try:
         facts, importance, answered = await asyncio.gather(
-            processors[PromptKind.FACTS].run(texts),
-            processors[PromptKind.IMPORTANCE].run(texts),
+            processors[PromptKind.FACTS].run(texts) if "facts" in parts else _nothing(),
+            processors[PromptKind.IMPORTANCE].run(texts) if "importance" in parts else _nothing(),
             processors[PromptKind.DECISION].run(asked),
         )
     finally:
@@ -126,17 +148,18 @@ async def run_quality(
         settings.llm_base_url,
         settings.llm_model,
         settings.llm_batch_size,
-        settings.llm_prompt_version,
+        versions,
         endpoint.mode.value,
         score_decisions(decisions, got),
-        score_facts(memories, facts_got),
-        score_importance(memories, importance_got),
+        score_facts(memories if "facts" in parts else [], facts_got),
+        score_importance(memories if "importance" in parts else [], importance_got),
         seconds,
         _samples(registry, "agentmem_llm_answers_total", "kind", "verdict"),
         {
             k: sum(v.values())
             for k, v in _samples(registry, "agentmem_llm_requests_total", "outcome", "kind").items()
         },
+        tuple(p for p in PARTS if p in parts),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -155,10 +156,30 @@ class Prompt:
 
 
 def load_prompt(kind: PromptKind, version: str, directory: Path = PROMPT_DIR) -> Prompt:
-    path = directory / f"{kind.value}.{version}.md"
-    if not path.is_file():
-        raise FileNotFoundError(f"no prompt file {path}")
-    return Prompt(kind, f"{kind.value}.{version}", path.read_text(encoding="utf-8").strip())
+    """The prompt of ``kind`` in the prompt set ``version`` ("v2"): the kind's newest
+    file at or below that version, so that a new version of one prompt needs no copies
+    of the others (set v2 = decision.v2 with facts.v1 and importance.v1). The version
+    found is the prompt's ``version``, part of every cache key: answers cached under
+    facts.v1 stay valid when the set moves to v2."""
+    wanted = _version_number(version)
+    if wanted is None:
+        raise ValueError(f"prompt version {version!r} is not v<number>")
+    found: dict[int, Path] = {}
+    for path in directory.glob(f"{kind.value}.v*.md"):
+        number = _version_number(path.name[len(kind.value) + 1 : -len(".md")])
+        if number is not None and number <= wanted and path.is_file():
+            found[number] = path
+    if not found:
+        path = directory / f"{kind.value}.{version}.md"
+        raise FileNotFoundError(f"no prompt file {path} nor an older version of it")
+    number = max(found)
+    text = found[number].read_text(encoding="utf-8").strip()
+    return Prompt(kind, f"{kind.value}.v{number}", text)
+
+
+def _version_number(version: str) -> int | None:
+    match = re.fullmatch(r"v([0-9]+)", version)
+    return int(match.group(1)) if match else None
 
 
 def cache_key(kind: PromptKind, model: str, prompt_version: str, item: dict[str, Any]) -> str:

@@ -7,6 +7,8 @@ from collections import Counter
 import pytest
 
 from loadgen.quality.dataset import ACTIONS, BANDS, decision_cases, memory_cases
+from loadgen.quality.render import render_markdown
+from loadgen.quality.run import PARTS, QualityRun, run_quality
 from loadgen.quality.score import (
     FAILED,
     Predicted,
@@ -89,3 +91,42 @@ def test_importance_bands() -> None:
     case = next(m for m in memory_cases() if m.importance == "high")
     score = score_importance([case], {case.id: 0.9})
     assert (score.agreeing, score.confusion["high"]["high"]) == (1, 1)
+
+
+# -- a run limited to some parts (`loadgen quality --only`) --------------------------------
+
+
+def _run(parts: tuple[str, ...]) -> QualityRun:
+    cases = decision_cases()
+    got = {c.id: Predicted(c.expected, c.target) for c in cases[:10]}
+    return QualityRun(
+        "http://x/v1",
+        "m",
+        8,
+        "decision.v2",
+        "json_object",
+        score_decisions(cases, got),
+        score_facts([], {}),
+        score_importance([], {}),
+        1.0,
+        {"decision": {"valid": 2.0}},
+        {"ok": 2.0},
+        parts,
+    )
+
+
+def test_a_decisions_only_run_renders_no_facts_or_importance() -> None:
+    text = render_markdown(_run(("decisions",)))
+    assert "decisions: **21%** right (10/48" in text
+    assert "prompts decision.v2" in text and "1.0 s for decisions" in text
+    assert "facts: recall" not in text and "importance:" not in text
+    assert "band \\ answered" not in text and "expected \\ decided" in text
+    assert "facts: recall" in render_markdown(_run(PARTS))
+
+
+async def test_unknown_or_no_parts_are_refused() -> None:
+    from streams.settings import Settings
+
+    for parts in (("decision",), ()):
+        with pytest.raises(ValueError, match="quality parts must be among"):
+            await run_quality(Settings(), parts=parts)

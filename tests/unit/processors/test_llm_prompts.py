@@ -43,10 +43,38 @@ def test_load_prompt_strips_surrounding_whitespace(tmp_path: Path) -> None:
     assert prompt == Prompt(PromptKind.FACTS, "facts.v7", "Extract facts.\nPlease.")
 
 
-def test_missing_version_fails_clearly() -> None:
+def test_a_prompt_set_takes_each_kinds_newest_file_at_or_below_it(tmp_path: Path) -> None:
+    for name in ("facts.v1.md", "facts.v3.md", "facts.v10.md", "decision.v2.md"):
+        (tmp_path / name).write_text(name, encoding="utf-8")
+    assert load_prompt(PromptKind.FACTS, "v1", tmp_path).version == "facts.v1"
+    assert load_prompt(PromptKind.FACTS, "v2", tmp_path).version == "facts.v1"
+    assert load_prompt(PromptKind.FACTS, "v9", tmp_path).system == "facts.v3.md"
+    assert load_prompt(PromptKind.FACTS, "v10", tmp_path).version == "facts.v10"
+    assert load_prompt(PromptKind.DECISION, "v3", tmp_path).version == "decision.v2"
+
+
+def test_shipped_set_v2_is_decision_v2_with_v1_facts_and_importance() -> None:
+    versions = {kind: load_prompt(kind, "v2").version for kind in PromptKind}
+    assert versions == {
+        PromptKind.FACTS: "facts.v1",
+        PromptKind.IMPORTANCE: "importance.v1",
+        PromptKind.DECISION: "decision.v2",
+    }
+    assert load_prompt(PromptKind.DECISION, "v1").version == "decision.v1"
+
+
+def test_missing_version_fails_clearly(tmp_path: Path) -> None:
+    (tmp_path / "importance.v3.md").write_text("importance", encoding="utf-8")
     with pytest.raises(FileNotFoundError) as info:
-        load_prompt(PromptKind.IMPORTANCE, "v99")
-    assert str(info.value) == f"no prompt file {PROMPT_DIR / 'importance.v99.md'}"
+        load_prompt(PromptKind.IMPORTANCE, "v2", tmp_path)
+    assert str(info.value) == (
+        f"no prompt file {tmp_path / 'importance.v2.md'} nor an older version of it"
+    )
+
+
+def test_a_version_that_is_not_v_number_is_refused() -> None:
+    with pytest.raises(ValueError, match="not v<number>"):
+        load_prompt(PromptKind.FACTS, "latest")
 
 
 def test_missing_kind_file_in_directory_fails(tmp_path: Path) -> None:
