@@ -70,13 +70,30 @@ class Decision:
     by: str = "llm"  # llm | rule (decided without asking: no candidates, exact duplicate)
 
 
+def same_text(text: str) -> str:
+    """``text`` as compared for a duplicate: case, runs of whitespace and a final full
+    stop or exclamation mark do not change what a memory says. Nothing else is
+    dropped: a sign, a decimal point, a negation or a question mark can."""
+    return " ".join(text.casefold().split()).rstrip(".! ")
+
+
 def local_decision(content: str, candidates: Sequence[Candidate]) -> Decision | None:
-    """Decisions that need no model: nothing similar exists, or an exact duplicate does."""
+    """Decisions that need no model: nothing similar exists (ADD), or a duplicate does
+    (NOOP on it): the same text, or the same but for what :func:`same_text` ignores.
+
+    Not by vector similarity, however close: "Ben earns 72,000 euros" and "Ben earns
+    85,000 euros", or "I smoke" and "I no longer smoke", sit nearly on top of each
+    other in embedding space and are an UPDATE and a DELETE.
+    """
     if not candidates:
         return Decision("ADD", by="rule")
     mine = content_hash(content)
     for c in candidates:
         if content_hash(c.content) == mine:
+            return Decision("NOOP", c.memory_id, by="rule")
+    plain = same_text(content)
+    for c in candidates:
+        if plain and same_text(c.content) == plain:
             return Decision("NOOP", c.memory_id, by="rule")
     return None
 

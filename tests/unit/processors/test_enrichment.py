@@ -65,10 +65,31 @@ def test_first_exact_duplicate_wins() -> None:
 
 
 @pytest.mark.parametrize(
-    "content", ["alice likes tea", "Alice likes tea ", "Alice likes tea.", "Alice moved to Paris"]
+    "content", ["alice likes tea", "Alice likes tea ", "Alice  likes\ttea.", "ALICE LIKES TEA!"]
 )
-def test_anything_but_an_exact_duplicate_needs_the_model(content: str) -> None:
-    assert local_decision(content, CANDIDATES) is None
+def test_a_duplicate_but_for_case_spaces_and_a_full_stop_is_noop_by_rule(content: str) -> None:
+    # what same_text ignores does not change what the memory says
+    assert local_decision(content, CANDIDATES) == Decision("NOOP", "old-1", None, "rule")
+
+
+def test_an_exact_duplicate_wins_over_a_near_one() -> None:
+    candidates = [Candidate("old-0", "alice likes tea", 0.0), *CANDIDATES]
+    assert local_decision("Alice likes tea", candidates) == Decision("NOOP", "old-1", None, "rule")
+
+
+@pytest.mark.parametrize(
+    ("content", "existing"),
+    [
+        ("Alice moved to Paris", "Alice lives in London"),
+        ("Alice likes tea?", "Alice likes tea"),  # a question is not the statement
+        ("The freezer is at -18", "The freezer is at 18"),  # a sign is kept
+        ("Ben earns 7.5k", "Ben earns 75k"),  # so is a decimal point
+        ("Alice no longer likes tea", "Alice likes tea"),  # near in vectors, a DELETE
+        (".", "!"),  # nothing left to compare
+    ],
+)
+def test_anything_else_needs_the_model(content: str, existing: str) -> None:
+    assert local_decision(content, [Candidate("old-0", existing, 0.01)]) is None
 
 
 # -- decision_item ------------------------------------------------------------------------
