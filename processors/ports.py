@@ -99,6 +99,16 @@ class StateStore(Protocol):
         ...
 
 
+class DeadLetterEraser(Protocol):
+    """What an erase needs of the dead-letter topic."""
+
+    async def erase(self, partition: int, prefixes: Sequence[bytes]) -> int:
+        """Tombstone every dead letter of ``partition`` whose key starts with one of
+        ``prefixes`` (see :func:`processors.core.records.dead_letter_prefix`); returns
+        how many."""
+        ...
+
+
 class RecordSink(Protocol):
     """Sends records to a topic; returns once the broker has them all."""
 

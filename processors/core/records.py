@@ -51,6 +51,20 @@ def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "backslashreplace")
 
 
+def dead_letter_key(tenant: str | None, memory_id: str | None, source: SourceRef) -> bytes:
+    """The key of a dead letter: its tenant and memory (empty when unknown), then where
+    its record was read, so that each is its own record of the compacted dead-letter
+    topic (a re-processing writes the same key) and an erase finds a memory's (or a
+    tenant's) by prefix (:func:`dead_letter_prefix`). Pure."""
+    where = f"{source.topic}/{source.partition}/{source.offset}"
+    return _utf8(f"{tenant or ''}\x1f{memory_id or ''}\x1f{where}")
+
+
+def dead_letter_prefix(tenant: str, memory_id: str | None = None) -> bytes:
+    """The key prefix of a tenant's dead letters, or of one memory's. Pure."""
+    return _utf8(f"{tenant}\x1f" if memory_id is None else f"{tenant}\x1f{memory_id}\x1f")
+
+
 def history_key(memory_key: str, version: int) -> str:
     """Deterministic per change: re-processing an event writes the same key."""
     return f"{memory_key}/{version}"
@@ -301,6 +315,8 @@ def dead_letter_record(
     tenant: str | None = None,
     max_bytes: int = DEFAULT_DEADLETTER_MAX_BYTES,
     context: Mapping[str, str] | None = None,
+    record_key: bytes | None = None,
+    partition: int | None = None,
 ) -> OutRecord:
     """The original bytes with why, where and when they failed; never raises.
 
@@ -317,13 +333,14 @@ def dead_letter_record(
     if max_bytes < MIN_DEADLETTER_MAX_BYTES:
         raise ValueError(f"max_bytes must be at least {MIN_DEADLETTER_MAX_BYTES}")
     failure = _Failure(stage, reason, detail, source, raw_key, failed_at, event_id, tenant, context)
-    record_key = (raw_key or b"")[:MAX_KEY_BYTES]
+    # the record's key: ``record_key`` (see dead_letter_key), else the original's
+    record_key = record_key if record_key is not None else (raw_key or b"")[:MAX_KEY_BYTES]
     for bounds in (_USUAL, _TIGHT):
         encoded = _whole(failure.doc(bounds), raw_value, max_bytes)
         if encoded is None and raw_value is not None:
             encoded = _truncated(failure.doc(bounds), raw_value, max_bytes)
         if encoded is not None:
-            return OutRecord(record_key, encoded)
+            return OutRecord(record_key, encoded, partition)
     # Not reached: tight fields take under 3 KiB. A last resort that surely fits:
     tight = replace(failure, detail="", raw_key=None, event_id=None, tenant=None, context=None)
-    return OutRecord(record_key, dumps_compact(tight.doc(_TIGHT)))
+    return OutRecord(record_key, dumps_compact(tight.doc(_TIGHT)), partition)

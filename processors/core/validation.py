@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ import orjson
 from pydantic import ValidationError
 
 from processors.core.events import (
+    MEMORY_ID_NAMESPACE,
     MEMORY_ID_PATTERN,
     SCHEMA_V1,
     SHORT_ID_PATTERN,
@@ -90,17 +92,35 @@ class Rejection:
     detail: str
     event_id: str | None = None
     tenant: str | None = None
+    # the memory it was for, when readable and well-formed (a dead letter's key says it,
+    # so that an erase of the memory reaches the dead letter)
+    memory_id: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "detail", printable(self.detail))
         object.__setattr__(self, "event_id", safe_event_id(self.event_id))
         object.__setattr__(self, "tenant", safe_tenant(self.tenant))
+        memory_id = self.memory_id
+        if not (isinstance(memory_id, str) and MEMORY_ID_PATTERN.fullmatch(memory_id)):
+            object.__setattr__(self, "memory_id", None)
 
 
 def _reject(reason: Reason, detail: str, doc: dict[str, Any] | None = None) -> Rejection:
     if doc is None:
         return Rejection(reason, detail)
-    return Rejection(reason, detail, doc.get("event_id"), doc.get("tenant"))
+    return Rejection(reason, detail, doc.get("event_id"), doc.get("tenant"), _memory_of(doc))
+
+
+def _memory_of(doc: dict[str, Any]) -> str | None:
+    """The memory a rejected document was for: its memory_id, or for an add without
+    one the id its event id would have given it (when tenant and event id are safe)."""
+    memory_id = doc.get("memory_id")
+    if memory_id is not None:
+        return memory_id if isinstance(memory_id, str) else None
+    tenant, event_id = safe_tenant(doc.get("tenant")), safe_event_id(doc.get("event_id"))
+    if doc.get("type") in (None, "memory.add") and tenant and event_id:
+        return str(uuid.uuid5(MEMORY_ID_NAMESPACE, f"{tenant}/{event_id}"))
+    return None
 
 
 # -- reading the document ---------------------------------------------------------------
@@ -333,7 +353,8 @@ def _validate(doc: dict[str, Any], limits: Limits) -> MemoryEvent | Rejection:
         detail = _SEMANTIC_DETAIL[problem]
         if problem == Reason.VECTOR_DIMENSION and event.vector is not None:
             detail = f"vector has {len(event.vector)} dimensions, expected {limits.vector_dim}"
-        return Rejection(problem, detail, event.event_id, event.tenant)
+        memory_id = None if event.type == EventType.ERASE_TENANT else event.resolved_memory_id
+        return Rejection(problem, detail, event.event_id, event.tenant, memory_id)
     return event
 
 

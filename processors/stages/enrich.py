@@ -148,9 +148,9 @@ class EnrichStage(StageSkeleton[H]):
 
     # -- the skeleton's hooks ----------------------------------------------------------
 
-    def identify(self, incoming: Incoming[H]) -> tuple[str | None, str | None]:
+    def identify(self, incoming: Incoming[H]) -> tuple[str | None, str | None, str | None]:
         req = _parse_request(incoming.value)
-        return (req.event_id, req.tenant) if req is not None else (None, None)
+        return (req.event_id, req.tenant, req.memory_id) if req is not None else (None, None, None)
 
     def quarantine_acks(self, incoming: Incoming[H], dead: DeadLetter) -> list[OutRecord]:
         """A ``failed`` outcome (the memory stays searchable, unenriched)."""
@@ -200,7 +200,7 @@ class EnrichStage(StageSkeleton[H]):
         await self._write(pending, plan.superseded)
         self.metrics.stage_seconds.labels("enrich_write").observe(time.perf_counter() - started)
 
-        self._settle(pending, plan, dead, acks)
+        self._settle(pending, plan, dead, acks, keep)
         await self.publish(dead, acks)
         return BatchReport(len(batch), len(pending), len(batch) - len(pending), len(dead))
 
@@ -232,6 +232,7 @@ class EnrichStage(StageSkeleton[H]):
         plan: DecisionPlan,
         dead: list[DeadLetter],
         acks: list[OutRecord],
+        keep: Callable[[], bool],
     ) -> None:
         """How each request ended (enriched, partial or failed), and dead letters for
         what failed: an outcome of "failed" or "partial" vouches for its dead letter."""
@@ -266,7 +267,12 @@ class EnrichStage(StageSkeleton[H]):
                         detail,
                         p.req.event_id,
                         p.req.tenant,
-                        context={f"{k}_answer": v for k, v in p.answers.items()},
+                        # the model's answers may quote the memory: none once an erase
+                        # has run since the batch began (it may be this memory's)
+                        context={f"{k}_answer": v for k, v in p.answers.items()}
+                        if keep()
+                        else None,
+                        memory_id=p.req.memory_id,
                     )
                 )
 

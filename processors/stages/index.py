@@ -21,18 +21,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from processors.core.cache_scope import cache_scope
 from processors.core.enrichment import EnrichRequest
 from processors.core.events import EventType, MemoryEvent, Mode
 from processors.core.health import Health
-from processors.core.plan import Applied, BatchPlan, Kind, NoOp, TenantErasure, plan_batch
-from processors.core.records import OutRecord, SourceRef, ack_record, history_records
+from processors.core.plan import Applied, BatchPlan, Kind, NoOp, plan_batch
+from processors.core.records import (
+    OutRecord,
+    SourceRef,
+    ack_record,
+    history_records,
+)
 from processors.core.retry import Backoff
 from processors.core.state import MemoryState, memory_key
 from processors.core.validation import Limits, Rejection, check_key, parse_event
 from processors.metrics import Metrics
 from processors.ports import (
     Clock,
+    DeadLetterEraser,
     Forgetting,
     Incoming,
     RecordSink,
@@ -44,6 +49,7 @@ from processors.ports import (
     utc_now,
 )
 from processors.stages.batch_guard import BatchReport
+from processors.stages.index_erasure import ErasureEffects
 from processors.stages.index_writes import IndexWrites
 from processors.stages.object_writes import Failed, WritePolicy
 from processors.stages.skeleton import DeadLetter, StageSkeleton
@@ -157,16 +163,17 @@ class IndexStage(StageSkeleton[H]):
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         cache: Forgetting | None = None,
+        deadletters: DeadLetterEraser | None = None,
     ) -> None:
         """``cache``: the enrich stage's ``llm_cache``, whose answers about a tenant an
-        erase forgets."""
+        erase forgets; ``deadletters``: where an erase tombstones the memory's dead
+        letters."""
         super().__init__(
             "index", config, sink, metrics, health=health, now=now, sleep=sleep, rng=rng
         )
         self.ack_topic = config.indexed_topic
         self.config = config
-        self.cache = cache
-        self.store = store
+        self.erasure = ErasureEffects(store, self.retry, cache, deadletters)
         # Shared with the enrich stage so that its writes never overwrite a newer version.
         self.write_lock = write_lock or asyncio.Lock()
         self.state = state
@@ -187,9 +194,11 @@ class IndexStage(StageSkeleton[H]):
 
     # -- the skeleton's hooks ----------------------------------------------------------
 
-    def identify(self, incoming: Incoming[H]) -> tuple[str | None, str | None]:
+    def identify(self, incoming: Incoming[H]) -> tuple[str | None, str | None, str | None]:
         parsed = parse_event(incoming.value, self.config.limits)  # total: never raises
-        return parsed.event_id, parsed.tenant
+        if isinstance(parsed, Rejection):
+            return parsed.event_id, parsed.tenant, parsed.memory_id
+        return parsed.event_id, parsed.tenant, parsed.resolved_memory_id
 
     def quarantine_acks(self, incoming: Incoming[H], dead: DeadLetter) -> list[OutRecord]:
         return rejected_acks([dead], self.now())
@@ -245,13 +254,18 @@ class IndexStage(StageSkeleton[H]):
             incoming = batch[refused.index]
             dead.append(
                 self.dead(
-                    incoming, refused.reason, refused.detail, ev.event_id, ev.tenant, stage="apply"
+                    incoming,
+                    refused.reason,
+                    refused.detail,
+                    ev.event_id,
+                    ev.tenant,
+                    stage="apply",
+                    memory_id=ev.resolved_memory_id,
                 )
             )
         failed = await self.writes.write(plan)
         applied = [a for a in plan.applied if a.key not in failed]
-        await self._drop_erased_tenants(plan, failed)
-        self._forget_erased(batch, applied, plan.tenant_erasures)
+        await self.erasure.carry_out(batch, plan, failed, applied)
         noops = [n for n in plan.noops if n.key not in failed]
         # A no-op judged against a change Weaviate refused depends on it: dead-letter it too
         # (an event once, though a tenant erasure may have failed for several memories).
@@ -263,7 +277,16 @@ class IndexStage(StageSkeleton[H]):
                 dead_letters.add(change.index)
                 ev = change.event
                 incoming = batch[change.index]
-                dead.append(self.dead(incoming, why.reason, why.detail, ev.event_id, ev.tenant))
+                dead.append(
+                    self.dead(
+                        incoming,
+                        why.reason,
+                        why.detail,
+                        ev.event_id,
+                        ev.tenant,
+                        memory_id=ev.resolved_memory_id,
+                    )
+                )
         searchable_at = self.now()
         self._observe_latency(batch, applied, searchable_at)
         started = time.perf_counter()
@@ -275,46 +298,6 @@ class IndexStage(StageSkeleton[H]):
             self.metrics.events_noop.labels(noop.event.type.value, noop.reason).inc()
         report = BatchReport(len(batch), len(applied), len(noops), len(dead))
         return report, self._state_writes(batch, plan, failed)
-
-    async def _drop_erased_tenants(self, plan: BatchPlan, failed: dict[str, Failed]) -> None:
-        """The store's tenant of each tenant erasure that took effect whole, when the
-        batch leaves the tenant no live memory (a later add in the batch keeps it)."""
-        tenants = []
-        for erasure in plan.tenant_erasures:
-            prefix = f"{erasure.event.tenant}/"
-            keys = [k for k in plan.states if k.startswith(prefix)]
-            if any(k in failed for k in keys):
-                continue  # dead-lettered: the erasure did not take effect whole
-            if not any(plan.states[k][1].live for k in keys):
-                tenants.append(erasure.event.tenant)
-        if tenants:
-            drop = sorted(set(tenants))
-            await self.retry("weaviate_drop_tenant", lambda: self.store.drop_tenants(drop))
-
-    def _forget_erased(
-        self,
-        batch: Sequence[Incoming[H]],
-        applied: list[Applied],
-        plan_erasures: list[TenantErasure],
-    ) -> None:
-        """The cached enrichment answers of every tenant with an erased memory, forgotten
-        once the memory is gone from the store (an enrichment that read it before is
-        kept from caching by the cache's epoch). All the tenant's answers, not only this
-        memory's: an answer may fold its text into another memory's, and older versions
-        had other texts."""
-        if self.cache is None:
-            return
-        scopes = {
-            cache_scope(batch[a.index].source.partition, a.event.tenant)
-            for a in applied
-            if a.kind == Kind.ERASE
-        }
-        # a tenant erasure of a tenant with no memory left to erase still forgets
-        scopes |= {
-            cache_scope(batch[e.index].source.partition, e.event.tenant) for e in plan_erasures
-        }
-        for scope in sorted(scopes):
-            self.cache.forget(scope)
 
     async def _publish(
         self,
@@ -369,6 +352,7 @@ class IndexStage(StageSkeleton[H]):
             if problem is None and isinstance(parsed, MemoryEvent):
                 valid.append((index, parsed))
             elif problem is not None:
+                read = parsed if isinstance(parsed, MemoryEvent) else None
                 dead.append(
                     self.dead(
                         incoming,
@@ -377,6 +361,7 @@ class IndexStage(StageSkeleton[H]):
                         problem.event_id,
                         problem.tenant,
                         stage="validate",
+                        memory_id=read.resolved_memory_id if read else problem.memory_id,
                     )
                 )
         return dead, valid

@@ -32,7 +32,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 
 from processors.core.health import Health
 from processors.core.reasons import Reason
-from processors.core.records import OutRecord, SourceRef, dead_letter_record
+from processors.core.records import OutRecord, SourceRef, dead_letter_key, dead_letter_record
 from processors.core.retry import Backoff
 from processors.metrics import Metrics
 from processors.ports import Clock, Incoming, RecordSink, Sleep
@@ -125,8 +125,9 @@ class StageSkeleton(ABC, Generic[H]):
         """One micro-batch; may raise (``process_safely`` deals with it)."""
 
     @abstractmethod
-    def identify(self, incoming: Incoming[H]) -> tuple[str | None, str | None]:
-        """(event id, tenant) of a message as far as it can be read; never raises."""
+    def identify(self, incoming: Incoming[H]) -> tuple[str | None, str | None, str | None]:
+        """(event id, tenant, memory id) of a message as far as it can be read; never
+        raises."""
 
     @abstractmethod
     def quarantine_acks(self, incoming: Incoming[H], dead: DeadLetter) -> list[OutRecord]:
@@ -148,8 +149,15 @@ class StageSkeleton(ABC, Generic[H]):
 
     async def _quarantine(self, incoming: Incoming[H], exc: Exception) -> BatchReport:
         """The one event that fails alone: dead-lettered with what it raised."""
-        event_id, tenant = self.identify(incoming)
-        dead = self.dead(incoming, Reason.INTERNAL_ERROR, error_detail(exc), event_id, tenant)
+        event_id, tenant, memory_id = self.identify(incoming)
+        dead = self.dead(
+            incoming,
+            Reason.INTERNAL_ERROR,
+            error_detail(exc),
+            event_id,
+            tenant,
+            memory_id=memory_id,
+        )
         await self.publish([dead], self.quarantine_acks(incoming, dead))
         return BatchReport(received=1, dead_lettered=1)
 
@@ -163,11 +171,14 @@ class StageSkeleton(ABC, Generic[H]):
         *,
         stage: str | None = None,
         context: Mapping[str, str] | None = None,
+        memory_id: str | None = None,
     ) -> DeadLetter:
         """The dead letter of ``incoming`` (``stage``: the step that refused it, by
         default the stage itself; ``context``: named texts kept beside the reason, such
-        as the LLM's raw answers), in full and cut short."""
+        as the LLM's raw answers), in full and cut short; keyed by its tenant and
+        ``memory_id`` (an erase finds it so), in the partition it was read from."""
         step = stage or self.stage
+        key = dead_letter_key(tenant, memory_id, incoming.source)
 
         def record(max_bytes: int | None = None) -> OutRecord:
             extra = {} if max_bytes is None else {"max_bytes": max_bytes}
@@ -182,6 +193,8 @@ class StageSkeleton(ABC, Generic[H]):
                 event_id,
                 tenant,
                 context=context,
+                record_key=key,
+                partition=incoming.source.partition,
                 **extra,
             )
 

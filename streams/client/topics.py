@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from aiokafka.admin import NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams import clients
@@ -19,6 +19,7 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 DAY_MS = 24 * 3600 * 1000
+DEADLETTER_POLICY = "compact,delete"
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,18 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
                 **compaction_bound(settings),
             },
         ),
-        TopicSpec(t.deadletter, n, {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS)}),
+        # Kept 14 days, and compacted: each dead letter is keyed by its tenant, memory
+        # and source position, so that an erase tombstones the memory's (and the bound
+        # holds for them as for history).
+        TopicSpec(
+            t.deadletter,
+            n,
+            {
+                "cleanup.policy": DEADLETTER_POLICY,
+                "retention.ms": str(14 * DAY_MS),
+                **compaction_bound(settings),
+            },
+        ),
         TopicSpec(t.indexed, n, {"cleanup.policy": "delete", "retention.ms": str(DAY_MS)}),
         # Intelligent mode: requests to enrich a searchable memory (key tenant, so a
         # tenant's memories are decided in order), and how each enrichment ended.
@@ -128,9 +140,27 @@ async def ensure_topics(settings: Settings) -> list[str]:
                 ]
             )
             log.info("created topics %s", ", ".join(s.name for s in missing))
+        await _compact_old_deadletters(settings, admin, existing)
         return [s.name for s in missing]
     finally:
         await admin.close()
+
+
+async def _compact_old_deadletters(
+    settings: Settings, admin: AIOKafkaAdminClient, existing: set[str]
+) -> None:
+    """A dead-letter topic created before dead letters were keyed for erasure (policy
+    ``delete``) gets our configs; a no-op once it has them."""
+    name = Topics.from_settings(settings).deadletter
+    spec = next(s for s in topic_specs(settings) if s.name == name)
+    if spec.name not in existing:
+        return
+    found = await describe_existing(settings, [spec.name])
+    if found.get(spec.name, ExistingTopic(0, {})).config.get("cleanup.policy") != "delete":
+        return
+    configs = {**spec.config, **replica_configs(settings)}
+    await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, configs)])
+    log.warning("topic %s: now %s (dead letters are erasable)", spec.name, DEADLETTER_POLICY)
 
 
 @dataclass(frozen=True)
@@ -168,9 +198,10 @@ def topic_problems(settings: Settings, existing: dict[str, ExistingTopic]) -> li
         if found is None:
             continue
         wanted = spec.partitions
-        if spec.name in (t.enrich, t.state) and events is not None:
+        copartitioned = (t.enrich, t.state, t.deadletter)
+        if spec.name in copartitioned and events is not None:
             wanted = events.partitions  # co-partitioned with the events as they are
-        if spec.name in (t.events, t.enrich, t.state) and found.partitions != wanted:
+        if spec.name in (t.events, *copartitioned) and found.partitions != wanted:
             problems.append(
                 f"topic {spec.name} has {found.partitions} partition(s), {wanted} expected "
                 f"(AGENTMEM_EVENTS_PARTITIONS={settings.events_partitions}); it was probably "
@@ -180,6 +211,8 @@ def topic_problems(settings: Settings, existing: dict[str, ExistingTopic]) -> li
                 f"AGENTMEM_EVENTS_PARTITIONS={found.partitions}"
             )
         keys = _MUST_MATCH_EVENTS if spec.name == t.events else _MUST_MATCH
+        if spec.name == t.deadletter and found.config.get("cleanup.policy") == "delete":
+            continue  # made compacted by ensure_topics (a dead-letter topic of before)
         problems.extend(_config_problems(spec, found, keys))
     return problems
 

@@ -4,7 +4,7 @@ Kafka compacts only rolled segments, and rolls the active segment only when a re
 is appended after ``segment.ms``: a partition that nobody writes to keeps its last
 records, erased texts included, for as long as it stays quiet. So the worker appends a
 tombstone for a key no memory can have to every partition of the compacted topics it
-writes (``memory.history``, ``memory.state``) every half of
+writes (``memory.history``, ``memory.state``, ``memory.deadletter``) every half of
 ``AGENTMEM_COMPACTION_BOUND_MS``: a superseded or tombstoned record is then compacted
 within the bound plus the broker's cleaner backoff (``log.cleaner.backoff.ms``).
 
@@ -31,7 +31,11 @@ log = logging.getLogger(__name__)
 #: The key of the roll tombstone in each compacted topic, shaped like the topic's keys
 #: (history: ``tenant/memory/version``; state: ``tenant/memory``) so that every reader
 #: parses it, and outside every tenant.
-ROLL_KEYS = {"memory.history": b"\x1froll/-/0", "memory.state": b"\x1froll/-"}
+ROLL_KEYS = {
+    "memory.history": b"\x1froll/-/0",
+    "memory.state": b"\x1froll/-",
+    "memory.deadletter": b"\x1f\x1froll",  # no tenant, no memory: no erase prefix
+}
 
 
 def roll_interval_s(settings: Settings) -> float:
@@ -45,7 +49,11 @@ def roll_plan(
     """(topic, partition, key) of every roll tombstone, given each compacted topic's
     partitions by short name. Pure."""
     t = Topics.from_settings(settings)
-    names = {"memory.history": t.history, "memory.state": t.state}
+    names = {
+        "memory.history": t.history,
+        "memory.state": t.state,
+        "memory.deadletter": t.deadletter,
+    }
     return [
         (names[short], partition, ROLL_KEYS[short])
         for short in ROLL_KEYS
@@ -72,6 +80,7 @@ class CompactionRoller:
                 self._partitions = {
                     "memory.history": await partitions_of(self.settings, t.history),
                     "memory.state": await partitions_of(self.settings, t.state),
+                    "memory.deadletter": await partitions_of(self.settings, t.deadletter),
                 }
             producer = await self._producer()
             plan = roll_plan(self.settings, self._partitions)

@@ -32,6 +32,7 @@ from processors.stages.index import IndexConfig, IndexStage
 from processors.stages.object_writes import WritePolicy
 from streams import clients
 from streams.client.topics import Topics
+from streams.service.deadletter_erasure import KafkaDeadLetterEraser
 from streams.service.llm_cache import LocalCache
 from streams.service.state import PartitionedState
 from streams.service.state_rebuild import committed_offsets, replay_partition
@@ -166,6 +167,7 @@ class Resources:
             write_lock=self.write_lock,
             health=self.health,
             cache=self.cache,
+            deadletters=KafkaDeadLetterEraser(s, self.producer),
         )
         return self._stage
 

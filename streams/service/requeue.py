@@ -89,11 +89,23 @@ class _DeadLetters(TopicFollower):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, Topics.from_settings(settings).deadletter)
-        self.docs: list[dict[str, Any]] = []
+        # by key (unkeyed: by arrival), with the arrival number to keep the read order
+        self._docs: dict[bytes | int, tuple[int, dict[str, Any]]] = {}
+        self._arrived = 0
+
+    @property
+    def docs(self) -> list[dict[str, Any]]:
+        """The dead letters still there, in the order read: a tombstone (an erase)
+        takes its key's away."""
+        return [doc for _, doc in sorted(self._docs.values(), key=lambda d: d[0])]
 
     def on_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        self._arrived += 1
+        key: bytes | int = record.key if record.key is not None else -self._arrived
         if record.value:
-            self.docs.append(json.loads(record.value))
+            self._docs[key] = (self._arrived, json.loads(record.value))
+        else:
+            self._docs.pop(key, None)
 
 
 async def requeue(settings: Settings, stage: Stage, since: datetime | None = None) -> Selection:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -564,3 +565,37 @@ async def test_an_erase_reaches_the_memory_its_text_was_folded_into() -> None:
     # one ack for the erase, the memory it named
     erase_acks = [a for a in h.acks() if a["event_id"] == "x1"]
     assert [(a["memory_id"], a["outcome"]) for a in erase_acks] == [("m-2", "applied")]
+
+
+class FakeEraser:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, list[bytes]]] = []
+
+    async def erase(self, partition: int, prefixes: Sequence[bytes]) -> int:
+        self.calls.append((partition, list(prefixes)))
+        return 0
+
+
+async def test_an_erase_tombstones_the_memorys_dead_letters_and_a_tenant_erasure_the_tenants() -> (
+    None
+):
+    eraser = FakeEraser()
+    h = Harness()
+    h.stage.erasure.deadletters = eraser
+    await h.stage.process(batch(add("e1", "m-1", "a"), add("e2", "m-2", "b"), partition=4))
+    assert eraser.calls == []
+    await h.stage.process(batch(ev(EventType.ERASE, "x1", "m-1"), partition=4))
+    assert eraser.calls == [(4, [b"acme\x1fm-1\x1f"])]
+    erase_all = new_event("memory.erase_tenant", TENANT, event_id="t1", occurred_at=T0)
+    await h.stage.process(batch(erase_all, partition=4))
+    assert eraser.calls[1] == (4, [b"acme\x1f", b"acme\x1fm-2\x1f"])
+
+
+async def test_dead_letters_are_keyed_by_tenant_memory_and_source_in_their_partition() -> None:
+    h = Harness()
+    bad = ev(EventType.UPDATE, "e9", "m-7", content="x", agent_id="ok")
+    raw = bad.to_json().replace(b'"agent_id":"ok"', b'"agent_id":"not ok!"')
+    await h.stage.process(batch(raw, partition=6))
+    (record,) = h.sink.records[DEADLETTER]
+    assert record.key.startswith(b"acme\x1fm-7\x1ft/6/")
+    assert record.partition == 6

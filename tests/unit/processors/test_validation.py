@@ -612,3 +612,13 @@ def test_a_tenant_erasure_names_a_tenant_only() -> None:
         refused = rejection(raw(type="memory.erase_tenant", **extra))
         assert refused.reason == "not_for_tenant_erase"
         assert "names a tenant only" in refused.detail
+
+
+def test_a_rejection_names_the_memory_it_was_for_when_it_can() -> None:
+    bad_agent = rejection(raw(type="memory.update", memory_id="m-1", agent_id="not ok!"))
+    assert (bad_agent.reason, bad_agent.memory_id) == ("invalid_agent_id", "m-1")
+    bad_id = rejection(raw(type="memory.update", memory_id="not ok!", content="x"))
+    assert bad_id.memory_id is None
+    # an add without memory_id: the id its event id gives it
+    add = rejection(raw(content=""))
+    assert add.memory_id == event(raw(event_id="ev-1")).resolved_memory_id

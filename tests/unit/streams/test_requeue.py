@@ -62,3 +62,21 @@ def test_index_stage_failures_go_back_with_their_key_and_bytes() -> None:
         (b"tenant-a", b"\x00\x01\x02"),
     ]
     assert chosen.truncated == 1
+
+
+def test_a_dead_letter_tombstoned_by_an_erase_is_not_requeued() -> None:
+    from aiokafka import ConsumerRecord
+
+    from streams.service.requeue import _DeadLetters
+    from streams.settings import Settings
+
+    reader = _DeadLetters(Settings(topic_prefix="u."))
+
+    def arrive(key: bytes | None, value: bytes | None) -> None:
+        reader.on_record(ConsumerRecord("dl", 0, 0, 0, 0, key, value, None, 0, 0, []))
+
+    arrive(b"t\x1fm1\x1fe/0/1", b'{"n": 1}')
+    arrive(None, b'{"n": 2}')
+    arrive(b"t\x1fm2\x1fe/0/2", b'{"n": 3}')
+    arrive(b"t\x1fm1\x1fe/0/1", None)  # the erase of m1
+    assert reader.docs == [{"n": 2}, {"n": 3}]
