@@ -19,7 +19,8 @@ from typing import Any
 from loadgen.bench.harness import PrivateWorker, private_settings
 from loadgen.retrieval import render
 from loadgen.retrieval.dataset import RetrievalSet, counts
-from loadgen.retrieval.score import KS, Scores, score
+from loadgen.retrieval.render import Measured
+from loadgen.retrieval.score import KS, score
 from loadgen.retrieval.variants import Variant
 from processors.core.events import EventType, MemoryEvent, new_event
 from streams.client.sdk import AgentMem
@@ -35,7 +36,7 @@ class RetrievalOptions:
     variants: list[Variant]
     workdir: Path
     index_timeout_s: float = 600.0
-    concurrency: int = 8
+    concurrency: int = 4
     limit: int = field(default=max(KS))
 
 
@@ -68,34 +69,38 @@ async def load_set(mem: AgentMem, data: RetrievalSet, timeout_s: float) -> None:
 
 async def search_all(
     mem: AgentMem, data: RetrievalSet, variant: Variant, options: RetrievalOptions
-) -> dict[str, list[str]]:
-    """Each question's ranked memory ids under ``variant``."""
+) -> tuple[dict[str, list[str]], list[float]]:
+    """Each question's ranked memory ids under ``variant``, and each search's time in
+    milliseconds (the query's embedding included, ``concurrency`` at a time)."""
     gate = asyncio.Semaphore(options.concurrency)
+    took_ms: list[float] = []
 
     async def one(tenant: str, query: str) -> list[str]:
         async with gate:
+            started = time.monotonic()
             found = await mem.search(tenant, query, limit=options.limit, **variant.options())
+            took_ms.append((time.monotonic() - started) * 1000)
         return [m.memory_id for m in found]
 
     ranked = await asyncio.gather(*(one(q.tenant, q.question) for q in data.questions))
-    return {q.id: r for q, r in zip(data.questions, ranked, strict=True)}
+    return {q.id: r for q, r in zip(data.questions, ranked, strict=True)}, took_ms
 
 
 async def measure(
     settings: Settings, data: RetrievalSet, options: RetrievalOptions
-) -> tuple[list[tuple[Variant, Scores]], dict[str, float]]:
+) -> tuple[list[Measured], dict[str, float]]:
     seconds: dict[str, float] = {}
     async with AgentMem(settings) as mem:
         started = time.monotonic()
         await load_set(mem, data, options.index_timeout_s)
         seconds["index"] = time.monotonic() - started
         await mem.embed_query("warm up")  # the embedder loads on the first search
-        results: list[tuple[Variant, Scores]] = []
+        results: list[Measured] = []
         for variant in options.variants:
             started = time.monotonic()
-            rankings = await search_all(mem, data, variant, options)
+            rankings, took_ms = await search_all(mem, data, variant, options)
             seconds[variant.name] = time.monotonic() - started
-            results.append((variant, score(data.questions, rankings)))
+            results.append(Measured(variant, score(data.questions, rankings), took_ms))
             log.info("%s searched in %.1fs", variant.name, seconds[variant.name])
     return results, seconds
 

@@ -25,7 +25,7 @@ class Variant:
         return given
 
 
-def all_variants(alphas: tuple[float, ...] = (0.25, 0.5, 0.75)) -> list[Variant]:
+def all_variants(alphas: tuple[float, ...] = (0.25, 0.5, 0.6, 0.75, 0.8, 0.9)) -> list[Variant]:
     found = [
         Variant("bm25 (alpha 0)", 0.0, "relative_score"),
         Variant("vector (alpha 1)", 1.0, "relative_score"),

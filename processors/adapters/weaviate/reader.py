@@ -15,7 +15,13 @@ from weaviate.collections.classes.filters import _Filters
 from weaviate.exceptions import WeaviateQueryError
 
 from processors.core.objects import metadata_terms, object_uuid
-from processors.core.search import DEFAULT_ALPHA, DEFAULT_FUSION, Fusion, check_options
+from processors.core.search import (
+    DEFAULT_ALPHA,
+    DEFAULT_FUSION,
+    Fusion,
+    check_options,
+    keyword_query,
+)
 
 FUSION_TYPES: dict[str, HybridFusion] = {
     "relative_score": HybridFusion.RELATIVE_SCORE,
@@ -102,12 +108,14 @@ class MemoryReader:
         metadata: dict[str, Any] | None = None,
     ) -> list[Memory]:
         """Hybrid search: ``alpha`` 1 is pure vector, 0 pure keyword (BM25); ``fusion``
-        how the two lists are joined (:mod:`processors.core.search`)."""
+        how the two lists are joined. The keyword half searches the query less its
+        asking words (:func:`processors.core.search.keyword_query`); ``vector`` is the
+        embedding of the query as asked."""
         fusion_type = FUSION_TYPES[check_options(alpha, fusion)]
         coll = self.client.collections.use(self.name).with_tenant(tenant)
         try:
             result = await coll.query.hybrid(
-                query=query,
+                query=keyword_query(query),
                 vector=vector,
                 alpha=alpha,
                 limit=limit,

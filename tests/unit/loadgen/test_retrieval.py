@@ -111,7 +111,9 @@ def test_events_carry_the_turn_ids_and_times() -> None:
 def test_markdown_has_a_row_per_variant() -> None:
     qs = [question("q1", ("a",))]
     data = RetrievalSet((turn("a"),), tuple(qs))
-    results = [(v, score(qs, {"q1": ["a"]})) for v in all_variants()[:2]]
+    results = [
+        render.Measured(v, score(qs, {"q1": ["a"]}), [12.0, 30.0]) for v in all_variants()[:2]
+    ]
     text = render.markdown(render.document(counts(data), results, {}))
-    assert "| bm25 (alpha 0) | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 |" in text
+    assert "| bm25 (alpha 0) | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 | 12 / 30 |" in text
     assert "| vector (alpha 1) | 1.00 |" in text

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from processors.core.search import DEFAULT_FUSION, FUSIONS, check_options
+from processors.core.search import (
+    DEFAULT_FUSION,
+    FUSIONS,
+    check_options,
+    keyword_query,
+)
 
 
 def test_known_options_pass_and_the_default_is_one_of_them() -> None:
@@ -26,3 +31,28 @@ def test_known_options_pass_and_the_default_is_one_of_them() -> None:
 def test_bad_options_are_named(alpha: float, fusion: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         check_options(alpha, fusion)
+
+
+@pytest.mark.parametrize(
+    ("question", "keywords"),
+    [
+        # the asking words go, what is asked about stays: "does"/"now"/"her" matched
+        # unrelated turns and pushed the one about the schedule down
+        ("What is Maya's work schedule now?", "Maya work schedule"),
+        ("Who is treating Elena's knee?", "treating Elena knee"),
+        ("When does she meet her supervisor each week?", "meet supervisor each week"),
+        # a negation is content: it stays
+        ("Which fruit should never appear in Maya's recipes?", "fruit never appear Maya recipes"),
+        ("Why doesn't Jonas want to move to Basel?", "doesn t Jonas want move Basel"),
+        # letters beyond ASCII are words
+        ("Where is the Albaicín?", "Albaicín"),
+    ],
+)
+def test_keyword_query_drops_the_asking_words(question: str, keywords: str) -> None:
+    assert keyword_query(question) == keywords
+
+
+def test_keyword_query_keeps_a_query_of_asking_words_only() -> None:
+    # nothing left to search for would match nothing: the question is searched as asked
+    assert keyword_query("What is it?") == "What is it?"
+    assert keyword_query("") == ""
