@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from processors.core.events import EventType, MemoryEvent, new_event
+from processors.core.search import DEFAULT_ALPHA, DEFAULT_FUSION, FUSIONS
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -51,7 +52,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     search.add_argument("tenant")
     search.add_argument("query")
     search.add_argument("--limit", type=int, default=5)
-    search.add_argument("--alpha", type=float, default=0.5)
+    search.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="0 keyword, 1 vector")
+    search.add_argument("--fusion", choices=FUSIONS, default=DEFAULT_FUSION)
     search.add_argument("--agent-id")
     for name in ("get", "history"):
         p = sub.add_parser(name, help=f"{name} one memory")
@@ -149,7 +151,12 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             return await _publish(args, mem)
         if args.command == "search":
             for m in await mem.search(
-                args.tenant, args.query, limit=args.limit, alpha=args.alpha, agent_id=args.agent_id
+                args.tenant,
+                args.query,
+                limit=args.limit,
+                alpha=args.alpha,
+                fusion=args.fusion,
+                agent_id=args.agent_id,
             ):
                 print(f"{m.score or 0:.3f}  {m.memory_id}  {m.content}")
             return 0

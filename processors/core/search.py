@@ -16,8 +16,8 @@ from typing import Literal, cast, get_args
 
 Fusion = Literal["relative_score", "ranked"]
 FUSIONS: tuple[str, ...] = get_args(Fusion)
-DEFAULT_ALPHA = 0.5
-DEFAULT_FUSION: Fusion = "relative_score"
+DEFAULT_ALPHA = 0.75
+DEFAULT_FUSION: Fusion = "ranked"
 
 
 def check_options(alpha: float, fusion: str) -> Fusion:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from processors.core.search import (
+    DEFAULT_ALPHA,
     DEFAULT_FUSION,
     FUSIONS,
     check_options,
@@ -31,6 +32,12 @@ def test_known_options_pass_and_the_default_is_one_of_them() -> None:
 def test_bad_options_are_named(alpha: float, fusion: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         check_options(alpha, fusion)
+
+
+def test_the_defaults_are_the_measured_best() -> None:
+    # loadgen retrieval (README, search): ranked fusion at 0.75 found an evidence turn in
+    # the top 10 for 91.1% of the questions, vectors alone 88.4%, BM25 alone 62.6%
+    assert (DEFAULT_ALPHA, DEFAULT_FUSION) == (0.75, "ranked")
 
 
 @pytest.mark.parametrize(

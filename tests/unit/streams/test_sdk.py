@@ -108,7 +108,7 @@ async def test_search_embeds_the_query_and_passes_the_filters() -> None:
             "vector": [4.0, 1.0],
             "limit": 3,
             "alpha": 0.2,
-            "fusion": "relative_score",
+            "fusion": "ranked",  # the default
             "agent_id": "a",
             "run_id": "r",
             "metadata": {"k": 1},
