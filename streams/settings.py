@@ -139,6 +139,8 @@ class Settings(BaseSettings):
     # "key=tenant1,tenant2;otherkey=*" (see streams/http/auth.py)
     api_keys: SecretStr = SecretStr("")
     api_wait_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    # A larger request body is refused with 413 before it is read.
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     # Embedding
     embedding_model: str = MODEL_PACK_NAME

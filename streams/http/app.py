@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from processors.metrics import Metrics, build_metrics
 from streams.client.sdk import AgentMem
 from streams.http.auth import KeyRing
+from streams.http.body_limit import BodyLimit
 from streams.http.deps import Backend
 from streams.http.errors import install_error_handlers
 from streams.http.routes import router
@@ -71,6 +72,7 @@ def create_api(
     app.state.metrics = metrics or build_metrics(registry)
     app.state.sdk_factory = sdk_factory
     app.middleware("http")(_observe)
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     install_error_handlers(app)
     app.include_router(router)
 

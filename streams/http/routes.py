@@ -6,9 +6,10 @@ Pure apart from the backend calls."""
 # No `from __future__ import annotations`: FastAPI reads the route annotations at
 # definition time.
 
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from processors.adapters.weaviate.reader import Memory
@@ -83,13 +84,26 @@ def writes(request: Request, sdk: Annotated[Backend, Depends(backend)]) -> Write
 
 Writer = Annotated[Writes, Depends(writes)]
 TenantQuery = Annotated[Tenant, Query()]
+# Event ids of adds sent with an Idempotency-Key: uuid5 of tenant/key in this namespace.
+IDEMPOTENCY_NAMESPACE = uuid.UUID("0f5b7a52-2c1d-4e8a-9d3b-6a7c1e2f4b90")
 
 
 @router.post("/v1/memories", status_code=202, response_model=Accepted, responses=WRITE_RESPONSES)
 async def add_memory(
-    body: MemoryIn, tenants: Caller, writer: Writer, wait: Wait = False
+    body: MemoryIn,
+    tenants: Caller,
+    writer: Writer,
+    wait: Wait = False,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=256)
+    ] = None,
 ) -> JSONResponse:
+    """With an ``Idempotency-Key``, the event id comes from the tenant and the key: an
+    add sent again with the same key is the same event (and memory), applied once."""
     allow(tenants, body.tenant)
+    event_id = None
+    if idempotency_key is not None:
+        event_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{body.tenant}/{idempotency_key}"))
     event = new_event(
         EventType.ADD,
         body.tenant,
@@ -99,6 +113,7 @@ async def add_memory(
         run_id=body.run_id,
         metadata=dict(body.metadata),
         mode=body.mode,
+        event_id=event_id,
     )
     return await writer.accept(event, wait)
 

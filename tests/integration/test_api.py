@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,3 +244,43 @@ def test_schemathesis_finds_no_500_and_no_schema_violation(
         check()
     assert checked > 50
     assert failures == []
+
+
+def test_a_50_mib_body_is_refused_with_413_before_it_is_read(api: ApiUnderTest) -> None:
+    """Only the headers are sent: the answer comes without the body ever being sent."""
+    host, port = api.url.removeprefix("http://").rsplit(":", 1)
+    head = (
+        "POST /v1/memories HTTP/1.1\r\n"
+        f"Host: {host}\r\nAuthorization: Bearer {KEY_A}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {50 * 1024 * 1024}\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(head.encode())
+        answer = sock.recv(65536).decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 413"), answer[:200]
+    assert "too_large" in answer
+
+
+def test_a_retried_add_with_the_same_idempotency_key_is_one_memory(api: ApiUnderTest) -> None:
+    tenant = TENANTS[3]
+    doc = {"tenant": tenant, "content": f"idempotent {random.random()}"}
+    with api.client(KEY_A) as client:
+        answers = [
+            client.post(
+                "/v1/memories",
+                params={"wait": "true"},
+                json=doc,
+                headers={"Idempotency-Key": "retry-me"},
+            )
+            for _ in range(3)
+        ]
+        assert [a.status_code for a in answers] == [201, 201, 201]
+        # a retry hears how the event went (its first ack, or a duplicate's)
+        assert {a.json()["outcome"] for a in answers} <= {"applied", "noop:duplicate_event"}
+        assert len({a.json()["event_id"] for a in answers}) == 1
+        (memory_id,) = {a.json()["memory_id"] for a in answers}
+        found = client.post("/v1/search", json={"tenant": tenant, "query": doc["content"]})
+        assert [m["memory_id"] for m in found.json()["results"]].count(memory_id) == 1
+        history = client.get(f"/v1/memories/{memory_id}/history", params={"tenant": tenant})
+        assert [c["version"] for c in history.json()["changes"]] == [1]

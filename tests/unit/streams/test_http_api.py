@@ -264,3 +264,41 @@ def test_metrics_count_requests_by_route(api: TestClient) -> None:
         'agentmem_api_requests_total{method="POST",route="/v1/memories",status="202"} 1.0' in text
     )
     assert 'route="unmatched"' in text
+
+
+def test_a_body_over_the_limit_is_413_whether_declared_or_chunked(
+    api: TestClient, fake: FakeSdk
+) -> None:
+    big = b'{"tenant": "tenant-a", "content": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    declared = api.post(
+        "/v1/memories", content=big, headers={**A, "content-type": "application/json"}
+    )
+    assert declared.status_code == 413
+    assert declared.json()["error"] == "too_large"
+    assert "AGENTMEM_API_MAX_BODY_BYTES" in declared.json()["message"]
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(big), 64 * 1024):
+            yield big[start : start + 64 * 1024]
+
+    chunked = api.post(
+        "/v1/memories", content=chunks(), headers={**A, "content-type": "application/json"}
+    )
+    assert chunked.status_code == 413
+    assert fake.publisher.events == []
+    assert add(api).status_code == 202  # a body under the limit goes through
+
+
+def test_an_add_sent_again_with_its_idempotency_key_is_the_same_event(
+    api: TestClient, fake: FakeSdk
+) -> None:
+    doc = {"tenant": "tenant-a", "content": "likes tea"}
+    first = api.post("/v1/memories", json=doc, headers={**A, "Idempotency-Key": "k-1"})
+    again = api.post("/v1/memories", json=doc, headers={**A, "Idempotency-Key": "k-1"})
+    other = api.post("/v1/memories", json=doc, headers={**A, "Idempotency-Key": "k-2"})
+    plain = api.post("/v1/memories", json=doc, headers=A)
+    assert first.json()["event_id"] == again.json()["event_id"]
+    assert first.json()["memory_id"] == again.json()["memory_id"]
+    ids = {r.json()["event_id"] for r in (first, other, plain)}
+    assert len(ids) == 3
+    assert len(fake.publisher.events) == 4  # published each time; the worker applies it once
