@@ -356,10 +356,6 @@ def _run_bench(args: argparse.Namespace) -> int:
     return 1 if run.failed else 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _run_quality(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -419,3 +415,7 @@ def _run_llm_throughput(args: argparse.Namespace) -> int:
     if args.out is not None:
         args.out.write_text(json.dumps(rows, indent=2) + "\n")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
