@@ -39,6 +39,13 @@ class FakeLlmProcess:
         answer: dict[str, Any] = httpx.get(self.stats_url, timeout=5).json()
         return answer
 
+    def requests(self) -> list[dict[str, Any]]:
+        """The items of each of the last requests (the server's ``/requests``)."""
+        answer: list[dict[str, Any]] = httpx.get(
+            f"http://127.0.0.1:{self.port}/requests", timeout=5
+        ).json()
+        return answer
+
     def start(self, timeout_s: float = 60.0) -> FakeLlmProcess:
         """Start the server and wait until it answers."""
         argv = [sys.executable, "-m", "loadgen.cli", "fake-llm", "--port", str(self.port)]

@@ -1,8 +1,9 @@
 """`loadgen fake-llm`: an OpenAI-compatible chat-completions server for tests and benchmarks.
 
 Answers are deterministic functions of the prompt (loadgen/fake_llm/answers.py); latency,
-errors (429, 500, timeouts) and their rate are configurable, and ``/stats`` counts
-requests. It is never wired into production code: the worker only knows a base URL.
+errors (429, 500, timeouts) and their rate are configurable, ``/stats`` counts
+requests and ``/requests`` lists the items of the last ones (what each prompt held).
+It is never wired into production code: the worker only knows a base URL.
 
     loadgen fake-llm --port 8700 --latency-ms 150 --error-rate 0.1
 """
@@ -17,7 +18,7 @@ import random
 import sys
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -27,6 +28,7 @@ from loadgen.fake_llm.answers import answer
 
 log = logging.getLogger(__name__)
 
+RECENT_REQUESTS = 10_000  # prompts kept for GET /requests
 ERROR_KINDS = ("429", "500", "timeout")
 LATENCY_DISTS = ("fixed", "uniform", "exponential", "lognormal")
 
@@ -137,6 +139,8 @@ class FakeLlm:
         self.config = config
         self.stats = FakeStats()
         self.rng = random.Random(config.seed)
+        # the items of the last requests (GET /requests): what each prompt held
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_REQUESTS)
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         self.stats.requests += 1
@@ -150,6 +154,7 @@ class FakeLlm:
             self.stats.errors["400"] += 1
             return openai_error(400, f"bad request: {exc}", "invalid_request_error")
         self.stats.by_kind[kind] += 1
+        self.recent.append({"kind": kind, "items": payload.get("items", [])})
         config = self.config
         await asyncio.sleep(config.latency_s(self.rng))
         if self.rng.random() < config.error_rate:
@@ -176,6 +181,9 @@ class FakeLlm:
             }
         )
 
+    async def requests_view(self, request: web.Request) -> web.Response:
+        return web.json_response(list(self.recent))
+
     async def stats_view(self, request: web.Request) -> web.Response:
         return web.json_response({**self.stats.as_dict(), "config": asdict(self.config)})
 
@@ -197,6 +205,7 @@ class FakeLlm:
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/stats", self.stats_view)
+        app.router.add_get("/requests", self.requests_view)
         app.router.add_post("/admin/config", self.configure)
         return app
 

@@ -26,6 +26,7 @@ from tests.integration.intelligent import (
     bulk_texts,
     enriched_ids,
     fetch_enriched,
+    indexed_and_enriched,
     intelligent_settings,
     publish_bulk,
     records,
@@ -314,3 +315,39 @@ async def test_fake_llm_rejects_a_malformed_request(fake_llm: FakeLlmProcess) ->
         )
     assert reply.status_code == 400
     assert "messages" in reply.json()["error"]["message"]
+
+
+async def test_no_llm_request_holds_memories_of_two_tenants(
+    stack: Settings, tmp_path: Path, fake_llm: FakeLlmProcess
+) -> None:
+    """An intelligent batch with memories of 20 tenants (several memories each, some
+    near one another so that decisions ask about older ones): every prompt the fake
+    LLM received holds the texts of one tenant only."""
+    settings = intelligent_settings(stack, tmp_path / "w", fake_llm.base_url)
+    tenants = [f"mix-{i:02d}" for i in range(20)]
+    owner: dict[str, str] = {}
+    events = []
+    for n in range(4):
+        for tenant in tenants:
+            text = f"{tenant} note {n}: likes tea with {tenant} friends"
+            owner[text] = tenant
+            events.append(new_event("memory.add", tenant, content=text, mode="intelligent"))
+    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    worker.start()
+    try:
+        await publish(settings, records(events))
+        await indexed_and_enriched(settings, worker, events, 300)
+    finally:
+        worker.stop()
+    mixed, asked = [], 0
+    for request in fake_llm.requests():
+        texts = [item.get("memory") for item in request["items"]]
+        texts += [
+            old.get("memory") for item in request["items"] for old in item.get("existing", [])
+        ]
+        holders = {owner[t] for t in texts if t in owner}
+        asked += bool(holders)
+        if len(holders) > 1:
+            mixed.append((request["kind"], sorted(holders)))
+    assert asked >= 20  # every tenant was asked about
+    assert mixed == []
