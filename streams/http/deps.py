@@ -11,8 +11,8 @@ from typing import Annotated, Any, Protocol
 from fastapi import Depends, Header, HTTPException, Query, Request
 
 from processors.adapters.weaviate.reader import Memory
-from processors.core.search import DEFAULT_ALPHA, DEFAULT_FUSION
 from processors.core.events import MemoryEvent
+from processors.core.search import DEFAULT_ALPHA, DEFAULT_FUSION
 from streams.http.auth import KeyRing
 
 
