@@ -218,8 +218,10 @@ def test_grafana_provisioning_matches_compose_and_the_dashboards() -> None:
     assert source["type"] == generator.DATASOURCE["type"]
     host, port = source["url"].removeprefix("http://").split(":")
     assert host in _compose()["services"]
-    # the container's port (published on the host's loopback only)
-    assert f"127.0.0.1:{port}:{port}" in _compose()["services"][host]["ports"]
+    # the port Prometheus listens on inside compose's network (not published there)
+    command = _compose()["services"][host]["command"]
+    listen = [a.split("=", 1)[1] for a in command if a.startswith("--web.listen-address=")]
+    assert int(port) == (int(listen[0].rsplit(":", 1)[1]) if listen else 9090)
     home = _compose()["services"]["grafana"]["environment"][
         "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"
     ]

@@ -13,13 +13,21 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
+# publishes Kafka, Weaviate, Prometheus and the workers' metrics for host tools
+PORTS_OVERLAY = "docker-compose.ports.yml"
 # ${VAR:-default}: compose's variable with a default
 _DEFAULTED = re.compile(r"^\$\{(?P<var>[A-Z0-9_]+):-(?P<default>[^}]*)\}$")
 
 
-def _compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+def _compose(name: str = "docker-compose.yml") -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / name).read_text())
     return loaded
+
+
+def _published(name: str) -> dict[str, list[str]]:
+    """Service -> the ports a compose file publishes for it."""
+    services: dict[str, dict[str, Any]] = _compose(name)["services"]
+    return {s: [str(p) for p in spec.get("ports", [])] for s, spec in services.items()}
 
 
 def _services() -> dict[str, dict[str, Any]]:
@@ -96,24 +104,41 @@ def test_no_default_points_at_the_docker_host() -> None:
 
 def test_the_worker_can_be_scaled() -> None:
     """`docker compose up --scale worker=3`: no replica needs a host port another one
-    holds (a range, on loopback), and the replicas share one state volume in which
-    each claims a folder of its own (streams/service/slots.py)."""
+    holds (none by default; a range on loopback with the ports overlay), and the
+    replicas share one state volume in which each claims a folder of its own
+    (streams/service/slots.py)."""
     worker = _compose()["services"]["worker"]
-    (port,) = worker["ports"]
+    assert "ports" not in worker
+    (port,) = _published(PORTS_OVERLAY)["worker"]
     host, ports, inner = port.split(":")
     low, high = (int(p) for p in ports.split("-"))
     assert host == "127.0.0.1" and inner == "9108" and high - low + 1 >= 3
     assert any(v.endswith(":/var/lib/agentmem") for v in worker["volumes"])
 
 
-def test_every_published_port_is_on_the_hosts_loopback() -> None:
+def test_only_the_api_and_grafana_are_published_by_default() -> None:
+    """The two services that take a credential; Kafka, Weaviate, Prometheus and the
+    workers' metrics stay on compose's internal network (issue 13)."""
+    published = {name for name, ports in _published("docker-compose.yml").items() if ports}
+    assert published == {"api", "grafana"}
+
+
+def test_the_ports_overlay_publishes_only_services_of_the_main_file() -> None:
+    overlay = _published(PORTS_OVERLAY)
+    assert set(overlay) <= set(_services())
+    assert {"kafka", "weaviate", "prometheus", "worker"} <= {s for s, p in overlay.items() if p}
+    assert PORTS_OVERLAY in (ROOT / "docker-compose.yml").read_text()  # named where read
+
+
+@pytest.mark.parametrize("name", ["docker-compose.yml", PORTS_OVERLAY])
+def test_every_published_port_is_on_the_hosts_loopback(name: str) -> None:
     """Nothing of the compose stack is offered to the network (issue 13): each port is
-    published as 127.0.0.1:<host>:<container>."""
-    published = {name: service.get("ports", []) for name, service in _services().items()}
+    published as 127.0.0.1:<host>:<container>, with or without the overlay."""
+    published = _published(name)
     assert any(published.values())
-    for name, ports in published.items():
+    for service, ports in published.items():
         for port in ports:
-            assert str(port).startswith("127.0.0.1:"), (name, port)
+            assert port.startswith("127.0.0.1:"), (service, port)
 
 
 def test_prometheus_cannot_be_stopped_over_http() -> None:

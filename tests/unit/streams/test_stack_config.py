@@ -118,12 +118,17 @@ def test_compose_mounts_exist() -> None:
 
 
 def test_compose_ports_match_settings_defaults() -> None:
+    """Published by docker-compose.yml (the API) or by its ports overlay (the rest),
+    at the local stack's defaults, so host tools need no other settings."""
     s = Settings()
     services = _compose()["services"]
+    overlay = yaml.safe_load((PROJECT_ROOT / "docker-compose.ports.yml").read_text())
 
     def host_ports(service: str) -> set[int]:
         """The first host port of each mapping ([ip:]host[-last]:container)."""
-        return {int(p.split(":")[-2].split("-")[0]) for p in services[service]["ports"]}
+        ports = [*services[service].get("ports", []),
+                 *overlay["services"].get(service, {}).get("ports", [])]  # fmt: skip
+        return {int(p.split(":")[-2].split("-")[0]) for p in ports}
 
     assert host_ports("kafka") == {s.kafka_port}
     assert host_ports("weaviate") == {s.weaviate_http_port, s.weaviate_grpc_port}
