@@ -38,6 +38,13 @@ class Mode(StrEnum):
     INTELLIGENT = "intelligent"
 
 
+def parse_rfc3339(value: str) -> datetime:
+    """An RFC 3339 timestamp ("Z" or an offset; UTC when it has none), as events carry
+    ``occurred_at``; ``ValueError`` when it is not one."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 class MemoryEvent(BaseModel):
     """One memory event, validated (limits are checked by :mod:`processors.core.validation`)."""
 
@@ -75,10 +82,7 @@ class MemoryEvent(BaseModel):
     @field_validator("occurred_at", mode="before")
     @classmethod
     def _parse_rfc3339(cls, value: object) -> object:
-        if isinstance(value, str):
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-        return value
+        return parse_rfc3339(value) if isinstance(value, str) else value
 
     @field_validator("vector", mode="before")
     @classmethod

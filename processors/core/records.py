@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from processors.core.events import dumps_compact
 from processors.core.plan import Applied, Kind
 
@@ -136,7 +138,17 @@ def ack_record(
     }
     if erased is not None:
         value["erased"] = erased
-    return OutRecord(_utf8(tenant), dumps_compact(value))
+    return OutRecord(_utf8(tenant), _dumps_flat(value))
+
+
+def _dumps_flat(value: dict[str, object]) -> bytes:
+    """:func:`dumps_compact` of a flat record of strings, integers and None, the same
+    bytes at a fraction of the cost (orjson writes compact JSON, text as is); what
+    orjson refuses (a lone surrogate) goes to :func:`dumps_compact`."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return dumps_compact(value)
 
 
 def _encode(raw: bytes | None) -> tuple[str | None, str]:

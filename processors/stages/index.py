@@ -16,11 +16,13 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
+from processors.core.duplicates import Identity, Screened, peek, screen
 from processors.core.enrichment import EnrichRequest
 from processors.core.events import EventType, MemoryEvent, Mode
 from processors.core.health import Health
@@ -59,6 +61,8 @@ __all__ = ["IndexConfig", "IndexStage", "rejected_acks"]
 log = logging.getLogger(__name__)
 
 H = TypeVar("H")
+
+DUPLICATE_OUTCOME = "noop:duplicate_event"
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,26 @@ def event_ack(
         at,
         erased,
     )
+
+
+def duplicate_acks(
+    duplicates: Sequence[tuple[SourceRef, Identity]], at: datetime
+) -> list[OutRecord]:
+    """The ``noop:duplicate_event`` acks of events screened as duplicates, in order; the
+    same records :func:`event_ack` makes for a duplicate the plan judged. Pure."""
+    return [
+        ack_record(
+            identity.event_id,
+            identity.tenant,
+            identity.memory_id,
+            None,
+            DUPLICATE_OUTCOME,
+            source,
+            identity.occurred_at,
+            at,
+        )
+        for source, identity in duplicates
+    ]
 
 
 def enrich_requests(
@@ -213,7 +237,8 @@ class IndexStage(StageSkeleton[H]):
         # A replay (offsets reset, a new consumer group) re-delivers what the partition
         # has applied already: skipped before any work, no acks sent again.
         state = self.state
-        fresh = [i for i in batch if i.source.offset > state.applied_through(i.source.partition)]
+        through = {p: state.applied_through(p) for p in partitions}
+        fresh = [i for i in batch if i.source.offset > through[i.source.partition]]
         skipped = len(batch) - len(fresh)
         if skipped:
             self.metrics.events_replayed.labels(self.stage).inc(skipped)
@@ -226,7 +251,42 @@ class IndexStage(StageSkeleton[H]):
         self, batch: Sequence[Incoming[H]]
     ) -> tuple[BatchReport, list[StateWrite]]:
         """A batch of events not applied before: everything but the state commit, which
-        the caller makes with the states returned."""
+        the caller makes with the states returned. Re-published events are screened out
+        first (processors/core/duplicates.py): acked, nothing else done for them."""
+        screened = self._screen(batch)
+        duplicates = [(batch[i].source, identity) for i, identity in screened.duplicates]
+        if duplicates:
+            self._count_duplicates(identity for _, identity in duplicates)
+        rest = [batch[i] for i in screened.rest]
+        if rest:
+            report, writes = await self._process_full(rest, duplicates)
+        else:
+            acks = duplicate_acks(duplicates, self.now())
+            await self.send(self.ack_operation, self.ack_topic, acks)
+            report, writes = BatchReport(), []
+        return report + BatchReport(len(duplicates), noops=len(duplicates)), writes
+
+    def _screen(self, batch: Sequence[Incoming[H]]) -> Screened:
+        """The batch's duplicates, judged against the committed states of their memories."""
+        state = self.state
+        return screen(
+            [peek(incoming.value, incoming.key) for incoming in batch],
+            lambda index, key: state.get(batch[index].source.partition, key),
+            [incoming.source.offset for incoming in batch],
+        )
+
+    def _count_duplicates(self, duplicates: Iterable[Identity]) -> None:
+        """Counted once per event type, not per event."""
+        for type_, count in Counter(identity.type for identity in duplicates).items():
+            self.metrics.events_noop.labels(type_, "duplicate_event").inc(count)
+
+    async def _process_full(
+        self,
+        batch: Sequence[Incoming[H]],
+        duplicates: Sequence[tuple[SourceRef, Identity]],
+    ) -> tuple[BatchReport, list[StateWrite]]:
+        """Validate, plan, embed, write and publish ``batch`` (the acks of the screened
+        ``duplicates`` go out with its own); the states it leaves are returned."""
         dead, valid = self._validate(batch)
         partition_of = {
             memory_key(ev.tenant, ev.resolved_memory_id): batch[i].source.partition
@@ -290,7 +350,7 @@ class IndexStage(StageSkeleton[H]):
         searchable_at = self.now()
         self._observe_latency(batch, applied, searchable_at)
         started = time.perf_counter()
-        await self._publish(batch, plan, failed, dead, searchable_at)
+        await self._publish(batch, plan, failed, dead, searchable_at, duplicates)
         self.metrics.stage_seconds.labels("history_append").observe(time.perf_counter() - started)
         for change in applied:
             self.metrics.events_applied.labels(change.event.type.value).inc()
@@ -306,9 +366,11 @@ class IndexStage(StageSkeleton[H]):
         failed: dict[str, Failed],
         dead: Sequence[DeadLetter],
         at: datetime,
+        duplicates: Sequence[tuple[SourceRef, Identity]] = (),
     ) -> None:
         """History, enrich requests and dead letters, then the acks that vouch for
-        them: a reader that sees an ack can find what it stands for."""
+        them (and those of the screened ``duplicates``): a reader that sees an ack can
+        find what it stands for."""
         applied = [a for a in plan.applied if a.key not in failed]
         noops = [n for n in plan.noops if n.key not in failed]
         history = [
@@ -330,6 +392,7 @@ class IndexStage(StageSkeleton[H]):
         acks += [
             event_ack(batch[n.index].source, n.event, None, f"noop:{n.reason}", at) for n in noops
         ]
+        acks += duplicate_acks(duplicates, at)
         await self.publish(
             dead,
             acks + rejected_acks(dead, at),

@@ -33,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rocksdict import Options, Rdict, WriteBatch
 
@@ -77,6 +78,16 @@ def encode_state(state: MemoryState) -> bytes:
     return json.dumps(state.to_dict(), separators=(",", ":")).encode()
 
 
+def decode_state(raw: bytes) -> MemoryState:
+    """What :func:`encode_state` wrote (orjson reads it; the standard library what
+    orjson refuses, such as an escaped lone surrogate)."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = json.loads(raw)
+    return MemoryState.from_dict(data)
+
+
 class _LocalCopy:
     """What both stores keep locally: states and applied offsets by partition, in a
     rocksdict database (write-ahead logged: it survives SIGKILL)."""
@@ -91,7 +102,7 @@ class _LocalCopy:
 
     def get(self, partition: int, key: str) -> MemoryState | None:
         raw = self._db.get(_state_key(partition, key.encode()))
-        return MemoryState.from_dict(json.loads(raw)) if raw is not None else None
+        return decode_state(raw) if raw is not None else None
 
     def tenant_keys(self, partition: int, tenant: str) -> list[str]:
         """Keys ``tenant/...`` in ``partition`` ('/' is in no tenant name, so the
