@@ -20,6 +20,7 @@ from typing import Any
 
 from loadgen.bench.baselines import embed_rate, import_objects, model_dir, weaviate_import_rate
 from loadgen.bench.config import RESULT_KEYS, BenchConfig
+from loadgen.bench.growth import bench_collection, bench_endurance, bench_tenants, growth_sizes
 from loadgen.bench.harness import (
     CpuShare,
     PrivateWorker,
@@ -276,6 +277,7 @@ class BenchRun:
                 "llm_latency_ms": config.llm_latency_ms,
                 "tenants": config.tenants,
                 "seed": config.seed,
+                **growth_sizes(config),
             },
         }
 
@@ -293,4 +295,7 @@ def run_all(base: Settings, config: BenchConfig) -> BenchRun:
         run.run("latency", config, lambda: bench_latency(base, config, float(drain_rate or 0)))
     run.run("intelligent", config, lambda: bench_intelligent(base, config))
     run.run("scaleout", config, lambda: bench_scale_out(base, config))
+    run.run("tenants", config, lambda: bench_tenants(base, config))
+    run.run("collection", config, lambda: bench_collection(base, config))
+    run.run("endurance", config, lambda: bench_endurance(base, config))
     return run

@@ -1,0 +1,39 @@
+"""How much a process or a folder holds: resident memory from procfs, bytes on disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["MIB", "rss_bytes", "tree_bytes", "vm_rss_bytes"]
+
+MIB = 1024 * 1024
+
+
+def vm_rss_bytes(status: str) -> int:
+    """The ``VmRSS`` of a ``/proc/<pid>/status`` text, in bytes. Pure."""
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            value, unit = line.split(":", 1)[1].split()
+            if unit != "kB":
+                raise ValueError(f"VmRSS in {unit!r}, not kB")
+            return int(value) * 1024
+    raise ValueError("no VmRSS line (a kernel thread, or the process is a zombie)")
+
+
+def rss_bytes(pid: int) -> int:
+    """The resident memory of process ``pid`` now."""
+    return vm_rss_bytes(Path(f"/proc/{pid}/status").read_text())
+
+
+def tree_bytes(root: Path) -> int:
+    """Bytes on disk of the files under ``root`` (allocated blocks; 0 if it is gone);
+    files that vanish while it walks are skipped."""
+    total = 0
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+            except OSError:
+                continue
+    return total

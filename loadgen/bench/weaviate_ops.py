@@ -1,0 +1,81 @@
+"""What the growth benchmarks do in Weaviate themselves, beside the worker: find the
+collection an alias serves, count its tenants (one shard each), bulk-load objects
+into it, and time searches as the service's reader issues them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from loadgen.bench.harness import weaviate_client
+from processors.adapters.weaviate.reader import MemoryReader
+from processors.core.objects import UpsertItem
+from streams import clients
+from streams.settings import Settings
+
+__all__ = ["Query", "bulk_load", "search_latencies_ms", "served_collection", "tenant_count"]
+
+
+@dataclass(frozen=True)
+class Query:
+    """One search of the benchmark: a tenant, the text asked and its vector."""
+
+    tenant: str
+    text: str
+    vector: list[float]
+
+
+def served_collection(settings: Settings) -> str:
+    """The collection the worker's alias points at (the name itself without an alias)."""
+    alias = settings.weaviate_collection
+    with weaviate_client(settings) as client:
+        found = client.alias.get(alias_name=alias)
+    return found.collection if found is not None else alias
+
+
+def tenant_count(settings: Settings) -> int:
+    """Tenants (shards) of the worker's served collection."""
+    name = served_collection(settings)
+    with weaviate_client(settings) as client:
+        return len(client.collections.use(name).tenants.get())
+
+
+def bulk_load(settings: Settings, objects: Sequence[UpsertItem], batch_size: int) -> float:
+    """Import ``objects`` into the served collection with the client's batching; the
+    seconds it took. Raises if Weaviate refused any."""
+    name = served_collection(settings)
+    with weaviate_client(settings) as client:
+        started = time.perf_counter()
+        with client.batch.fixed_size(batch_size=batch_size, concurrent_requests=2) as batch:
+            for o in objects:
+                batch.add_object(
+                    collection=name,
+                    properties=o.properties,
+                    uuid=o.uuid,
+                    vector=o.vector,
+                    tenant=o.tenant,
+                )
+        seconds = time.perf_counter() - started
+        failed = client.batch.failed_objects
+    if failed:
+        raise RuntimeError(f"bulk load: {len(failed)} of {len(objects)} refused: {failed[0]}")
+    return seconds
+
+
+async def _latencies(settings: Settings, queries: Sequence[Query]) -> list[float]:
+    async with clients.weaviate_async(settings) as client:
+        reader = MemoryReader(client, settings.weaviate_collection)
+        out = []
+        for q in queries:
+            started = time.perf_counter()
+            await reader.search(q.tenant, q.text, q.vector)
+            out.append((time.perf_counter() - started) * 1000)
+        return out
+
+
+def search_latencies_ms(settings: Settings, queries: Sequence[Query]) -> list[float]:
+    """Each query's time in milliseconds, one after the other, through
+    :class:`MemoryReader` on the alias with the service's defaults (hybrid, limit 10)."""
+    return asyncio.run(_latencies(settings, queries))
