@@ -15,7 +15,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from loadgen.bench.config import BENCHMARKS, BenchConfig
+from loadgen.bench import options as bench_options
+from loadgen.bench.config import BenchConfig
 from loadgen.bench.render import render_markdown, write_results
 from loadgen.bench.suite import run_all
 from loadgen.fake_llm.server import ERROR_KINDS, LATENCY_DISTS, FakeConfig, serve
@@ -58,8 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     fake.add_argument("--seed", type=int, default=1)
     _add_replay_arguments(sub.add_parser("replay", help="publish a JSONL file on a schedule"))
     _add_report_arguments(sub.add_parser("report", help="throughput, latency, dead letters"))
-    _add_bench_arguments(
-        sub.add_parser("bench", help="run the benchmarks; writes bench-results.json and .md")
+    bench_options.add_arguments(
+        sub.add_parser("bench", help="run the benchmarks; writes bench-results.json, .md and .png")
     )
     quality = sub.add_parser(
         "quality",
@@ -276,46 +277,6 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    d = BenchConfig()
-    p.add_argument(
-        "--events",
-        type=int,
-        default=int(_env("LOADGEN_EVENTS") or d.fast_events),
-        help="fast drain events (env LOADGEN_EVENTS)",
-    )
-    p.add_argument(
-        "--vector-events", type=int, default=int(_env("LOADGEN_VECTOR_EVENTS") or d.vector_events)
-    )
-    p.add_argument(
-        "--duplicate-events",
-        type=int,
-        default=int(_env("LOADGEN_DUPLICATE_EVENTS") or d.duplicate_events),
-    )
-    p.add_argument(
-        "--latency-seconds",
-        type=float,
-        default=float(_env("LOADGEN_LATENCY_SECONDS") or d.latency_seconds),
-        help="length of the half-load run",
-    )
-    p.add_argument("--latency-rate", type=float, help="events/s (default: half the fast drain)")
-    p.add_argument(
-        "--intelligent-events",
-        type=int,
-        default=int(_env("LOADGEN_INTELLIGENT_EVENTS") or d.intelligent_events),
-    )
-    p.add_argument("--llm-latency-ms", type=float, default=d.llm_latency_ms)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument(
-        "--only",
-        default=_env("LOADGEN_BENCH_ONLY") or ",".join(BENCHMARKS),
-        help="comma-separated subset of " + ",".join(BENCHMARKS),
-    )
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--out", type=Path, default=ROOT / "bench-results.json")
-    p.add_argument("--md-out", type=Path, default=ROOT / "bench-results.md")
-
-
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     """SIGTERM as an exit, so that private workers are stopped and cleaned up."""
     sys.exit(128 + signum)
@@ -327,31 +288,18 @@ def _run_bench(args: argparse.Namespace) -> int:
     for noisy in ("httpx", "httpcore", "aiokafka", "weaviate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings()
-    only = frozenset(n.strip() for n in args.only.split(",") if n.strip())
-    unknown = only - set(BENCHMARKS)
-    if unknown:
-        raise ValueError(f"unknown benchmarks: {', '.join(sorted(unknown))}")
     workdir = settings.stack_dir / "logs" / "bench" / time.strftime("%Y%m%d-%H%M%S")
-    config = BenchConfig(
-        fast_events=args.events,
-        vector_events=args.vector_events,
-        duplicate_events=args.duplicate_events,
-        latency_seconds=args.latency_seconds,
-        latency_rate=args.latency_rate,
-        intelligent_events=args.intelligent_events,
-        llm_latency_ms=args.llm_latency_ms,
-        seed=args.seed,
-        only=only,
-        progress=sys.stderr.isatty() if args.progress is None else args.progress,
-        workdir=workdir,
-    )
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    config = bench_options.config_of(args, workdir, progress)
+    out = args.out or ROOT / "bench-results.json"
+    md_out, png_out = args.md_out or out.with_suffix(".md"), args.png_out or out.with_suffix(".png")
     started = time.monotonic()
     run = run_all(settings, config)
     doc = run.document(config)
     doc["total_seconds"] = time.monotonic() - started
-    write_results(doc, args.out, args.md_out)
+    write_results(doc, out, md_out, png_out)
     print(render_markdown(doc))
-    print(f"written to {args.out} and {args.md_out} in {doc['total_seconds']:.0f}s")
+    print(f"written to {out}, {md_out} and {png_out} in {doc['total_seconds']:.0f}s")
     print(f"worker logs: {workdir}")
     return 1 if run.failed else 0
 

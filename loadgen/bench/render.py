@@ -1,4 +1,5 @@
-"""The benchmark results as one Markdown table, and both files of a run."""
+"""The benchmark results as Markdown (one table, and the growth benchmarks' steps),
+and the files of a run: JSON, Markdown and the PNG (:mod:`loadgen.bench.chart`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from loadgen.bench.chart import render_png
 from loadgen.report.render import md_table
 
 
@@ -83,6 +85,105 @@ def _ratio_row(doc: dict[str, Any], row: RatioRow) -> list[str]:
     ]
 
 
+def _runs(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    rows = doc.get(key)
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+def _of(row: dict[str, Any], key: str, unit: str = "", digits: int = 0) -> str:
+    return _number(row, key, unit, digits)
+
+
+def _tenant_run(run: dict[str, Any] | None) -> str:
+    if run is None:
+        return "-"
+    if "error" in run:
+        return f"{run['tenants']:,} tenants failed: {run['error']}"
+    return (
+        f"{_of(run, 'events_per_s', ' ev/s', 1)} over {run['tenants']:,} tenants; Weaviate "
+        f"{_of(run, 'weaviate_rss_mb', ' MiB')}, {_of(run, 'shards')} shards"
+    )
+
+
+def growth_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """The growth benchmarks' rows of the main table. Pure."""
+    notes = doc.get("notes", {})
+    tenants, steps = _runs(doc, "tenants_runs"), _runs(doc, "collection_steps")
+    points = _runs(doc, "endurance_points")
+    first_step, last_step = (steps[0], steps[-1]) if steps else ({}, {})
+    first_point, last_point = (points[0], points[-1]) if points else ({}, {})
+    return [
+        [
+            "drain rate, many tenants vs few (precomputed vectors)",
+            _tenant_run(tenants[-1] if tenants else None),
+            _tenant_run(tenants[0] if tenants else None),
+            _number(doc, "tenants_10k_ratio", "", 3),
+            notes.get("tenants", ""),
+        ],
+        [
+            "drain rate, large collection vs small",
+            f"{_of(last_step, 'events_per_s', ' ev/s', 1)} at {_of(last_step, 'stored')} stored",
+            f"{_of(first_step, 'events_per_s', ' ev/s', 1)} at {_of(first_step, 'stored')} stored",
+            _number(doc, "rate_300k_vs_10k", "", 3),
+            notes.get("collection", ""),
+        ],
+        [
+            "search p50 / p99 by memories stored (reader + Weaviate, no embedding)",
+            "; ".join(
+                f"{_of(s, 'stored')}: {_of(s, 'search_p50_ms', ' ms', 1)} / "
+                f"{_of(s, 'search_p99_ms', ' ms', 1)}"
+                for s in steps
+            )
+            or "-",
+            f"{_number(doc, 'search_p50_ms_300k', ' ms', 1)} p50 at the largest",
+            f"p99 {_number(doc, 'search_p99_ms_300k', ' ms', 1)}",
+            "",
+        ],
+        [
+            "worker RSS at the end vs after the first chunk",
+            f"{_of(last_point, 'worker_rss_mb', ' MiB')} after {_of(last_point, 'events')} events",
+            f"{_of(first_point, 'worker_rss_mb', ' MiB')} after {_of(first_point, 'events')}",
+            _number(doc, "rss_growth_ratio", "", 3),
+            notes.get("endurance", ""),
+        ],
+    ]
+
+
+def _tenant_step(r: dict[str, Any]) -> list[str]:
+    after = (
+        f"failed: {r['error']}"
+        if "error" in r
+        else f"Weaviate RSS {_of(r, 'weaviate_rss_mb_before', ' MiB')} before, "
+        f"{_of(r, 'weaviate_rss_mb', ' MiB')} after; {_of(r, 'shards')} shards"
+    )
+    return ["tenants", f"{r['tenants']:,} tenants", _of(r, "events_per_s", " ev/s", 1), after]
+
+
+def _collection_step(s: dict[str, Any]) -> list[str]:
+    after = (
+        f"search p50 {_of(s, 'search_p50_ms', ' ms', 1)}, p99 {_of(s, 'search_p99_ms', ' ms', 1)}"
+        f", max {_of(s, 'search_max_ms', ' ms', 1)}; bulk load {_of(s, 'load_per_s', ' obj/s')}"
+        f"; Weaviate RSS {_of(s, 'weaviate_rss_mb', ' MiB')}"
+    )
+    return ["collection", f"{_of(s, 'stored')} stored", _of(s, "events_per_s", " ev/s", 1), after]
+
+
+def _endurance_step(p: dict[str, Any]) -> list[str]:
+    after = (
+        f"worker RSS {_of(p, 'worker_rss_mb', ' MiB', 1)}, state {_of(p, 'state_mb', ' MiB', 1)}"
+    )
+    return ["endurance", f"{_of(p, 'events')} events", _of(p, "events_per_s", " ev/s", 1), after]
+
+
+def step_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """Every step of the growth benchmarks: what was measured after it. Pure."""
+    return (
+        [_tenant_step(r) for r in _runs(doc, "tenants_runs")]
+        + [_collection_step(s) for s in _runs(doc, "collection_steps")]
+        + [_endurance_step(p) for p in _runs(doc, "endurance_points")]
+    )
+
+
 def render_markdown(doc: dict[str, Any]) -> str:
     """The results as one table: benchmark, measured, baseline, result, note."""
 
@@ -115,12 +216,22 @@ def render_markdown(doc: dict[str, Any]) -> str:
         _ratio_row(doc, RATIO_ROWS["intelligent"]),
         _ratio_row(doc, RATIO_ROWS["llm_down"]),
         _ratio_row(doc, RATIO_ROWS["scaleout"]),
+        *growth_rows(doc),
     ]
-    return md_table(["benchmark", "measured", "baseline", "result", "note"], rows) + "\n"
+    text = md_table(["benchmark", "measured", "baseline", "result", "note"], rows) + "\n"
+    steps = step_rows(doc)
+    if steps:
+        headers = ["benchmark", "step", "drain rate", "measured after it"]
+        text += "\nHow cost grows, step by step:\n\n" + md_table(headers, steps) + "\n"
+    return text
 
 
-def write_results(doc: dict[str, Any], json_path: Path, md_path: Path | None = None) -> None:
-    """The document as JSON and, if asked, the Markdown table."""
+def write_results(
+    doc: dict[str, Any], json_path: Path, md_path: Path | None = None, png_path: Path | None = None
+) -> None:
+    """The document as JSON and, if asked, the Markdown tables and the growth chart."""
     json_path.write_text(json.dumps(doc, indent=2) + "\n")
     if md_path is not None:
         md_path.write_text(render_markdown(doc))
+    if png_path is not None:
+        render_png(doc, png_path)
