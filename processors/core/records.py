@@ -7,6 +7,7 @@ value is bounded (see :func:`dead_letter_record`).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -123,6 +124,7 @@ def ack_record(
     """The acknowledgement on ``memory.indexed``: when the event's effect became
     searchable (for a tenant erasure: ``memory_id`` None and how many memories it
     ``erased``)."""
+    when = _instant(indexed_at)
     value: dict[str, object] = {
         "event_id": event_id,
         "tenant": tenant,
@@ -131,14 +133,21 @@ def ack_record(
         "outcome": outcome,
         "produced_at_ms": source.timestamp_ms,
         "occurred_at": occurred_at.isoformat() if occurred_at else None,
-        "indexed_at": indexed_at.isoformat(),
-        "indexed_at_ms": int(indexed_at.timestamp() * 1000),
+        "indexed_at": when[0],
+        "indexed_at_ms": when[1],
         "partition": source.partition,
         "offset": source.offset,
     }
     if erased is not None:
         value["erased"] = erased
     return OutRecord(_utf8(tenant), _dumps_flat(value))
+
+
+@functools.lru_cache(maxsize=4)
+def _instant(at: datetime) -> tuple[str, int]:
+    """``at`` as an ack writes it (ISO text, epoch milliseconds): a batch's acks share
+    one instant, written once."""
+    return at.isoformat(), int(at.timestamp() * 1000)
 
 
 def _dumps_flat(value: dict[str, object]) -> bytes:
