@@ -29,10 +29,12 @@ from loadgen.bench.harness import (
     rate,
     stack_pids,
 )
-from loadgen.bench.vector_events import vector_adds, vector_objects, vector_records
+from loadgen.bench.stage_times import StageTimes
+from loadgen.bench.vector_events import tenant_name, vector_adds, vector_objects, vector_records
 from loadgen.bench.weaviate_ops import (
     Query,
     bulk_load,
+    object_count,
     search_latencies_ms,
     served_collection,
     tenant_count,
@@ -106,7 +108,7 @@ def _tenant_run(base: Settings, config: BenchConfig, count: int) -> dict[str, An
     with PrivateWorker(settings, config.workdir / f"tenants-{count}-worker.log") as worker:
         _warm(settings, config)
         groups = {"worker": [worker.pid], **stack_pids(base), "load generator": [os.getpid()]}
-        with CpuShare(groups) as cpu:
+        with CpuShare(groups) as cpu, StageTimes(settings.worker_metrics_port) as stages:
             per_s = rate(drain(settings, records, config), f"{count} tenants")
         return {
             "tenants": count,
@@ -115,6 +117,7 @@ def _tenant_run(base: Settings, config: BenchConfig, count: int) -> dict[str, An
             "weaviate_rss_mb": _mib(weaviate),
             "shards": tenant_count(settings),
             "cpu": cpu.summary(),
+            "stages": stages.summary(),
         }
 
 
@@ -138,7 +141,8 @@ def bench_tenants(base: Settings, config: BenchConfig) -> dict[str, Any]:
         "tenants_runs": runs,
         "tenants_largest_ok": max((r["tenants"] for r in worked), default=None),
         "note": "; ".join(
-            f"{r['tenants']:,} tenants: " + (f"failed: {r['error']}" if "error" in r else r["cpu"])
+            f"{r['tenants']:,} tenants: "
+            + (f"failed: {r['error']}" if "error" in r else f"{r['cpu']}; worker {r['stages']}")
             for r in runs
         ),
     }
@@ -198,7 +202,7 @@ def _collection_step(
         tenant_prefix="c",
     )
     groups = {"worker": [worker.pid], **stack_pids(settings), "load generator": [os.getpid()]}
-    with CpuShare(groups) as cpu:
+    with CpuShare(groups) as cpu, StageTimes(settings.worker_metrics_port) as stages:
         per_s = rate(drain(settings, vector_records(docs), config), f"collection step {step}")
     latencies = latency_summary(search_latencies_ms(settings, _queries(settings, config, step)))
     return {
@@ -207,6 +211,7 @@ def _collection_step(
         "search_p99_ms": latencies["p99"],
         "search_max_ms": latencies["max"],
         "cpu": cpu.summary(),
+        "stages": stages.summary(),
     }
 
 
@@ -219,12 +224,14 @@ def bench_collection(base: Settings, config: BenchConfig) -> dict[str, Any]:
         _warm(settings, config)
         log.info("collection benchmark: filling %s", served_collection(settings))
         loaded = 0
+        tenants = [tenant_name("c", i) for i in range(config.collection_tenants)]
         for step, size in enumerate(config.collection_sizes):
             load_per_s = _fill(settings, config, loaded, size)
             loaded = size
             stored = size + step * config.collection_drain_events
             log.info("collection benchmark: %d stored", stored)
             measured = _collection_step(settings, config, worker, step)
+            measured["counted"] = object_count(settings, tenants)
             steps.append(
                 {
                     "stored": stored,
@@ -243,7 +250,7 @@ def bench_collection(base: Settings, config: BenchConfig) -> dict[str, Any]:
         "collection_tenants": config.collection_tenants,
         "note": "searches: MemoryReader.search (hybrid, the service's defaults) with a "
         "precomputed query vector, sequential: Weaviate and the reader, no embedding; "
-        + "; ".join(f"{s['size']:,} stored: {s['cpu']}" for s in steps),
+        + "; ".join(f"{s['stored']:,} stored: {s['cpu']}; worker {s['stages']}" for s in steps),
     }
 
 

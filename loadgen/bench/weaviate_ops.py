@@ -15,7 +15,14 @@ from processors.core.objects import UpsertItem
 from streams import clients
 from streams.settings import Settings
 
-__all__ = ["Query", "bulk_load", "search_latencies_ms", "served_collection", "tenant_count"]
+__all__ = [
+    "Query",
+    "bulk_load",
+    "object_count",
+    "search_latencies_ms",
+    "served_collection",
+    "tenant_count",
+]
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,17 @@ def tenant_count(settings: Settings) -> int:
     name = served_collection(settings)
     with weaviate_client(settings) as client:
         return len(client.collections.use(name).tenants.get())
+
+
+def object_count(settings: Settings, tenants: Sequence[str]) -> int:
+    """Objects stored in ``tenants`` of the served collection."""
+    coll_name = served_collection(settings)
+    with weaviate_client(settings) as client:
+        coll = client.collections.use(coll_name)
+        return sum(
+            coll.with_tenant(t).aggregate.over_all(total_count=True).total_count or 0
+            for t in tenants
+        )
 
 
 def bulk_load(settings: Settings, objects: Sequence[UpsertItem], batch_size: int) -> float:

@@ -16,6 +16,7 @@ from loadgen.bench.config import QUICK_SIZES, BenchConfig, check_growth_sizes, s
 from loadgen.bench.footprint import tree_bytes, vm_rss_bytes
 from loadgen.bench.growth import chunk_sizes, growth_sizes, ratio
 from loadgen.bench.render import growth_rows, render_markdown, step_rows
+from loadgen.bench.stage_times import histogram_totals
 from loadgen.bench.vector_events import vector_adds, vector_objects, vector_records
 from loadgen.replay.records import parse_line
 from loadgen.synth import to_line
@@ -245,3 +246,24 @@ def test_the_chart_is_a_png_with_or_without_growth_results(tmp_path: Path) -> No
     render_png({}, tmp_path / "empty.png")
     for name in ("full.png", "empty.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stage_totals_are_read_from_the_metrics_page() -> None:
+    page = "\n".join(
+        [
+            "# HELP agentmem_stage_seconds Latency of one stage for one batch",
+            'agentmem_stage_seconds_bucket{le="0.1",stage="embed"} 3.0',
+            'agentmem_stage_seconds_count{stage="embed"} 4.0',
+            'agentmem_stage_seconds_sum{stage="embed"} 0.5',
+            'agentmem_stage_seconds_sum{stage="weaviate_write"} 2.25',
+            'agentmem_stage_seconds_count{stage="weaviate_write"} 4.0',
+            'agentmem_batch_size_sum{stage="index"} 1000.0',
+            'agentmem_batch_size_count{stage="index"} 4.0',
+        ]
+    )
+    assert histogram_totals(page, "agentmem_stage_seconds") == {
+        "embed": (0.5, 4.0),
+        "weaviate_write": (2.25, 4.0),
+    }
+    assert histogram_totals(page, "agentmem_batch_size") == {"index": (1000.0, 4.0)}
+    assert histogram_totals(page, "agentmem_missing") == {}
