@@ -5,7 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["MIB", "rss_bytes", "tree_bytes", "vm_rss_bytes"]
+__all__ = [
+    "MIB",
+    "open_files",
+    "open_files_limit",
+    "rss_bytes",
+    "soft_open_files_limit",
+    "tree_bytes",
+    "vm_rss_bytes",
+]
 
 MIB = 1024 * 1024
 
@@ -37,3 +45,22 @@ def tree_bytes(root: Path) -> int:
             except OSError:
                 continue
     return total
+
+
+def soft_open_files_limit(limits: str) -> int | None:
+    """The soft "Max open files" of a ``/proc/<pid>/limits`` text (None: unlimited). Pure."""
+    for line in limits.splitlines():
+        if line.startswith("Max open files"):
+            soft = line[len("Max open files") :].split()[0]
+            return None if soft == "unlimited" else int(soft)
+    raise ValueError("no Max open files line")
+
+
+def open_files_limit(pid: int) -> int | None:
+    """How many files process ``pid`` may hold open (None: unlimited)."""
+    return soft_open_files_limit(Path(f"/proc/{pid}/limits").read_text())
+
+
+def open_files(pid: int) -> int:
+    """How many file descriptors process ``pid`` holds now."""
+    return len(os.listdir(f"/proc/{pid}/fd"))

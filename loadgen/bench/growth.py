@@ -15,11 +15,12 @@ the report's table and chart (:mod:`loadgen.bench.render`, :mod:`loadgen.bench.c
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Any
 
 from loadgen.bench.config import BenchConfig
-from loadgen.bench.footprint import MIB, rss_bytes, tree_bytes
+from loadgen.bench.footprint import MIB, open_files, open_files_limit, rss_bytes, tree_bytes
 from loadgen.bench.harness import (
     WARM_UP_EVENTS,
     CpuShare,
@@ -49,6 +50,7 @@ __all__ = [
     "bench_endurance",
     "bench_tenants",
     "chunk_sizes",
+    "files_short",
     "growth_sizes",
     "ratio",
 ]
@@ -67,6 +69,18 @@ def ratio(top: float | None, bottom: float | None) -> float | None:
     if top is None or not bottom:
         return None
     return top / bottom
+
+
+def files_short(count: int, per_shard: float, held: int, limit: int | None) -> str | None:
+    """Why ``count`` new shards cannot open in Weaviate, at ``per_shard`` open files
+    each, with ``held`` open of ``limit``; None when they fit. Pure."""
+    needed = math.ceil(count * per_shard)
+    if limit is None or held + needed <= limit:
+        return None
+    return (
+        f"not run: {count:,} shards need ~{needed:,} open files at {per_shard:.1f} per shard "
+        f"(measured at the count before), Weaviate holds {held:,} of its limit of {limit:,}"
+    )
 
 
 def _warm(settings: Settings, config: BenchConfig) -> None:
@@ -103,22 +117,45 @@ def _tenant_run(base: Settings, config: BenchConfig, count: int) -> dict[str, An
     records = vector_records(docs)
     del docs
     weaviate = _weaviate_pid(base)
-    before = _mib(weaviate)
+    before, files_before = _mib(weaviate), _files(weaviate)
     settings = private_settings(base, config.workdir)
     with PrivateWorker(settings, config.workdir / f"tenants-{count}-worker.log") as worker:
         _warm(settings, config)
         groups = {"worker": [worker.pid], **stack_pids(base), "load generator": [os.getpid()]}
         with CpuShare(groups) as cpu, StageTimes(settings.worker_metrics_port) as stages:
-            per_s = rate(drain(settings, records, config), f"{count} tenants")
+            result = drain(settings, records, config, stall_s=config.tenant_stall_s)
+            per_s = rate(result, f"{count} tenants")
+        shards, files = tenant_count(settings), _files(weaviate)
         return {
             "tenants": count,
             "events_per_s": per_s,
             "weaviate_rss_mb_before": before,
             "weaviate_rss_mb": _mib(weaviate),
-            "shards": tenant_count(settings),
+            "shards": shards,
+            "weaviate_open_files": files,
+            "open_files_per_shard": ratio(files - files_before, shards) if files else None,
             "cpu": cpu.summary(),
             "stages": stages.summary(),
         }
+
+
+def _files(pid: int | None) -> int:
+    try:
+        return 0 if pid is None else open_files(pid)
+    except OSError:
+        return 0
+
+
+def _why_not(base: Settings, count: int, per_shard: float | None) -> str | None:
+    """:func:`files_short` for Weaviate now, once a files-per-shard figure exists."""
+    pid = _weaviate_pid(base)
+    if pid is None or not per_shard:
+        return None
+    try:
+        limit = open_files_limit(pid)
+    except (OSError, ValueError):
+        return None
+    return files_short(count, per_shard, _files(pid), limit)
 
 
 def _tenant_run_or_error(base: Settings, config: BenchConfig, count: int) -> dict[str, Any]:
@@ -132,14 +169,24 @@ def _tenant_run_or_error(base: Settings, config: BenchConfig, count: int) -> dic
 def bench_tenants(base: Settings, config: BenchConfig) -> dict[str, Any]:
     """The same events over each of ``tenant_counts``: the rate at the last count over
     the rate at the first; the largest count that worked if some did not."""
-    runs = [_tenant_run_or_error(base, config, n) for n in config.tenant_counts]
+    runs: list[dict[str, Any]] = []
+    per_shard: float | None = None
+    for count in config.tenant_counts:
+        why = _why_not(base, count, per_shard) if config.tenant_fd_guard else None
+        run = {"tenants": count, "error": why} if why else _tenant_run_or_error(base, config, count)
+        measured = run.get("open_files_per_shard")
+        if isinstance(measured, float) and measured > 0:
+            per_shard = max(per_shard or 0.0, measured)
+        runs.append(run)
     worked = [r for r in runs if "error" not in r]
     first = runs[0].get("events_per_s")
+    largest = max(worked, key=lambda r: int(r["tenants"]), default={})
     out: dict[str, Any] = {
         "tenants_10k_ratio": ratio(runs[-1].get("events_per_s"), first),
         "tenant_events": config.tenant_events,
         "tenants_runs": runs,
-        "tenants_largest_ok": max((r["tenants"] for r in worked), default=None),
+        "tenants_largest_ok": largest.get("tenants"),
+        "tenants_largest_ok_ratio": ratio(largest.get("events_per_s"), first),
         "note": "; ".join(
             f"{r['tenants']:,} tenants: "
             + (f"failed: {r['error']}" if "error" in r else f"{r['cpu']}; worker {r['stages']}")

@@ -93,6 +93,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=bool(_env("LOADGEN_BENCH_QUICK")),
         help="smaller sizes for every benchmark (a few minutes in all); size flags override",
     )
+    p.add_argument(
+        "--tenant-fd-guard",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="skip a tenant count that would pass Weaviate's open-files limit (by the files "
+        "per shard of the count before); --no-tenant-fd-guard tries it anyway",
+    )
     p.add_argument("--latency-rate", type=float, help="events/s (default: half the fast drain)")
     p.add_argument("--llm-latency-ms", type=float, default=BenchConfig().llm_latency_ms)
     p.add_argument("--seed", type=int, default=BenchConfig().seed)
@@ -132,6 +139,7 @@ def config_of(args: argparse.Namespace, workdir: Path, progress: bool) -> BenchC
         latency_rate=args.latency_rate,
         llm_latency_ms=args.llm_latency_ms,
         seed=args.seed,
+        tenant_fd_guard=args.tenant_fd_guard,
         only=selected(args.only),
         progress=progress,
         workdir=workdir,

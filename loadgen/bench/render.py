@@ -105,6 +105,16 @@ def _tenant_run(run: dict[str, Any] | None) -> str:
     )
 
 
+def _tenants_result(doc: dict[str, Any]) -> str:
+    """The ratio at the last count; else at the largest count that ran, saying so."""
+    if isinstance(doc.get("tenants_10k_ratio"), int | float):
+        return _number(doc, "tenants_10k_ratio", "", 3)
+    if isinstance(doc.get("tenants_largest_ok_ratio"), int | float):
+        largest = _number(doc, "tenants_largest_ok", "", 0)
+        return f"- ({_number(doc, 'tenants_largest_ok_ratio', '', 3)} at {largest} tenants)"
+    return "-"
+
+
 def growth_rows(doc: dict[str, Any]) -> list[list[str]]:
     """The growth benchmarks' rows of the main table. Pure."""
     notes = doc.get("notes", {})
@@ -117,7 +127,7 @@ def growth_rows(doc: dict[str, Any]) -> list[list[str]]:
             "drain rate, many tenants vs few (precomputed vectors)",
             _tenant_run(tenants[-1] if tenants else None),
             _tenant_run(tenants[0] if tenants else None),
-            _number(doc, "tenants_10k_ratio", "", 3),
+            _tenants_result(doc),
             notes.get("tenants", ""),
         ],
         [
@@ -154,7 +164,9 @@ def _tenant_step(r: dict[str, Any]) -> list[str]:
         f"failed: {r['error']}"
         if "error" in r
         else f"Weaviate RSS {_of(r, 'weaviate_rss_mb_before', ' MiB')} before, "
-        f"{_of(r, 'weaviate_rss_mb', ' MiB')} after; {_of(r, 'shards')} shards"
+        f"{_of(r, 'weaviate_rss_mb', ' MiB')} after; {_of(r, 'shards')} shards, "
+        f"{_of(r, 'weaviate_open_files')} open files ({_of(r, 'open_files_per_shard', '', 1)}"
+        " per shard)"
     )
     return ["tenants", f"{r['tenants']:,} tenants", _of(r, "events_per_s", " ev/s", 1), after]
 

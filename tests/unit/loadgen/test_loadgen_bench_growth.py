@@ -13,8 +13,8 @@ import pytest
 from loadgen.bench import options
 from loadgen.bench.chart import growth_series, render_png
 from loadgen.bench.config import QUICK_SIZES, BenchConfig, check_growth_sizes, sized
-from loadgen.bench.footprint import tree_bytes, vm_rss_bytes
-from loadgen.bench.growth import chunk_sizes, growth_sizes, ratio
+from loadgen.bench.footprint import soft_open_files_limit, tree_bytes, vm_rss_bytes
+from loadgen.bench.growth import chunk_sizes, files_short, growth_sizes, ratio
 from loadgen.bench.render import growth_rows, render_markdown, step_rows
 from loadgen.bench.stage_times import histogram_totals
 from loadgen.bench.vector_events import vector_adds, vector_objects, vector_records
@@ -37,7 +37,8 @@ def test_the_defaults_are_the_issue_sizes(monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.delenv(name, raising=False)
     c = config()
     assert c == BenchConfig(workdir=Path("w"))
-    assert c.tenant_counts == (20, 10_000) and c.tenant_events == 20_000
+    assert c.tenant_counts == (20, 1_000, 10_000) and c.tenant_events == 20_000
+    assert c.tenant_fd_guard and not config("--no-tenant-fd-guard").tenant_fd_guard
     assert c.collection_sizes == (10_000, 100_000, 300_000)
     assert c.endurance_events == 200_000
     assert {"tenants", "collection", "endurance"} <= c.only
@@ -84,7 +85,7 @@ def test_bad_selections_and_sizes_are_refused(monkeypatch: pytest.MonkeyPatch) -
 def test_every_default_and_quick_size_can_run() -> None:
     check_growth_sizes(BenchConfig())
     check_growth_sizes(BenchConfig(**QUICK_SIZES))  # type: ignore[arg-type]
-    assert growth_sizes(BenchConfig())["tenant_counts"] == [20, 10_000]
+    assert growth_sizes(BenchConfig())["tenant_counts"] == [20, 1_000, 10_000]
 
 
 def same(docs: list[dict[str, object]], *also: str) -> list[dict[str, object]]:
@@ -132,6 +133,26 @@ def test_vector_objects_go_to_the_tenants_of_the_layout() -> None:
     assert len({o.uuid for o in objects}) == 12
 
 
+def test_a_tenant_count_past_the_open_files_limit_is_not_tried() -> None:
+    assert files_short(1_000, 13.0, 4_000, 20_000) is None
+    assert files_short(1_000, 13.0, 4_000, None) is None
+    why = files_short(10_000, 13.0, 4_000, 20_000)
+    assert why is not None
+    assert why.startswith("not run: 10,000 shards need ~130,000 open files at 13.0 per shard")
+    assert why.endswith("Weaviate holds 4,000 of its limit of 20,000")
+
+
+def test_open_files_limit_of_proc_limits() -> None:
+    text = (
+        "Limit                     Soft Limit           Hard Limit           Units\n"
+        "Max open files            20000                524288               files\n"
+    )
+    assert soft_open_files_limit(text) == 20_000
+    assert soft_open_files_limit(text.replace("20000 ", "unlimited ")) is None
+    with pytest.raises(ValueError, match="no Max open files"):
+        soft_open_files_limit("Max processes 1 1 processes\n")
+
+
 def test_vm_rss_and_tree_bytes(tmp_path: Path) -> None:
     assert vm_rss_bytes("Name:\tpython\nVmRSS:\t  2048 kB\nVmSwap: 0 kB\n") == 2048 * 1024
     with pytest.raises(ValueError, match="no VmRSS"):
@@ -156,7 +177,8 @@ def growth_doc() -> dict[str, Any]:
             {"tenants": 20, "events_per_s": 1500.0, "weaviate_rss_mb_before": 400.0,
              "weaviate_rss_mb": 500.0, "shards": 21, "cpu": "busy"},
             {"tenants": 10_000, "events_per_s": 750.0, "weaviate_rss_mb_before": 450.0,
-             "weaviate_rss_mb": 2600.0, "shards": 10_001, "cpu": "busy"},
+             "weaviate_rss_mb": 2600.0, "shards": 10_001, "cpu": "busy",
+             "weaviate_open_files": 150_000, "open_files_per_shard": 14.9},
         ],
         "rate_300k_vs_10k": 0.9,
         "search_p99_ms_300k": 31.5,
@@ -204,6 +226,8 @@ def test_growth_rows_of_a_failed_count_and_of_nothing_run() -> None:
     rows = growth_rows(doc)
     assert rows[0][1] == "10,000 tenants failed: out of memory"
     assert rows[0][3] == "-"
+    doc.update(tenants_largest_ok=1_000, tenants_largest_ok_ratio=0.75)
+    assert growth_rows(doc)[0][3] == "- (0.750 at 1,000 tenants)"
     assert step_rows(doc)[1][3] == "failed: out of memory"
     empty = growth_rows({})
     assert [r[3] for r in empty] == ["-", "-", "p99 -", "-"]
@@ -220,7 +244,10 @@ def test_step_rows_list_every_step() -> None:
         ["endurance", "20,000 events"],
         ["endurance", "40,000 events"],
     ]
-    assert rows[1][3] == "Weaviate RSS 450 MiB before, 2,600 MiB after; 10,001 shards"
+    assert rows[1][3] == (
+        "Weaviate RSS 450 MiB before, 2,600 MiB after; 10,001 shards, "
+        "150,000 open files (14.9 per shard)"
+    )
     assert rows[3][3].startswith("search p50 12.2 ms, p99 31.5 ms, max 60.0 ms; bulk load 2,500")
     assert rows[5][3] == "worker RSS 330.0 MiB, state 19.0 MiB"
     text = render_markdown(growth_doc())
