@@ -1,4 +1,5 @@
-"""The index stage's writes to Weaviate: batched upserts and deletes, per tenant.
+"""The index stage's writes to Weaviate: upserts of every tenant of a batch in one
+request, deletes per tenant.
 
 Implements :class:`processors.ports.VectorStore`. Also how Weaviate's answers are
 judged: which per-object refusals are transient (message parsing), how far a
@@ -17,7 +18,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import weaviate
-from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter
 from weaviate.exceptions import (
     UnexpectedStatusCodeError,
@@ -25,10 +25,10 @@ from weaviate.exceptions import (
     WeaviateClosedClientError,
     WeaviateDeleteManyError,
     WeaviateInsertInvalidPropertyError,
-    WeaviateInsertManyAllFailedError,
     WeaviateInvalidInputError,
 )
 
+from processors.adapters.weaviate.batch_objects import insert_objects
 from processors.adapters.weaviate.generations import ensure_alias, generations, served_by
 from processors.core.errors import PermanentError, TransientError
 from processors.core.objects import (
@@ -39,7 +39,9 @@ from processors.core.objects import (
 from processors.core.reasons import Reason
 
 __all__ = [
+    "ALL_FAILED",
     "WeaviateStore",
+    "batch_errors",
     "refused",
     "tenant_batch_errors",
     "transient_refusal",
@@ -55,6 +57,10 @@ _TRANSIENT_REFUSAL = re.compile(
     r"timeout|timed out|too many requests|connection|try again|shutting down",
     re.IGNORECASE,
 )
+
+
+#: how a refusal of every object of a tenant begins (the client's words for it)
+ALL_FAILED = "Every object failed during insertion. Here is the set of all errors: "
 
 
 def transient_refusal(message: str) -> bool:
@@ -80,6 +86,32 @@ def tenant_batch_errors(
     if shard_level is None:
         return reported
     return {u: reported.get(u, shard_level) for u in uuids}
+
+
+def batch_errors(
+    objects: Sequence[tuple[str, str]], failed: dict[int, str]
+) -> dict[str, ObjectError]:
+    """The errors of one batch request of many tenants, judged tenant by tenant. Pure.
+
+    ``objects`` are the request's (tenant, uuid) in order, ``failed`` its refusals by
+    index. A tenant whose every object was refused gets one error for all of them, the
+    set of its messages (as the client's ``WeaviateInsertManyAllFailedError`` of a
+    one-tenant request says it); otherwise :func:`tenant_batch_errors` applies to each
+    tenant's objects."""
+    by_tenant: dict[str, list[int]] = defaultdict(list)
+    for index, (tenant, _) in enumerate(objects):
+        by_tenant[tenant].append(index)
+    errors: dict[str, ObjectError] = {}
+    for indexes in by_tenant.values():
+        uuids = [objects[i][1] for i in indexes]
+        refusals = {i: failed[i] for i in indexes if i in failed}
+        if len(refusals) == len(indexes):
+            every = refused(ALL_FAILED + "\n".join(sorted(set(refusals.values()))))
+            errors |= dict.fromkeys(uuids, every)
+        elif refusals:
+            reported = {objects[i][1]: refused(m) for i, m in refusals.items()}
+            errors |= tenant_batch_errors(uuids, reported)
+    return errors
 
 
 class _DropBatchErrorDumps(logging.Filter):
@@ -174,31 +206,16 @@ class WeaviateStore:
             await self.client.connect()
 
     async def upsert(self, items: Sequence[UpsertItem]) -> dict[str, ObjectError]:
-        """Insert or replace objects, all tenants at once; returns uuid -> error for the
-        objects Weaviate refused. Raises TransientError / PermanentError for a call
-        that failed as a whole."""
-        by_tenant: dict[str, list[UpsertItem]] = defaultdict(list)
-        for item in items:
-            by_tenant[item.tenant].append(item)
-        coll = self.client.collections.use(self.name)
-
-        async def one_tenant(tenant: str, group: list[UpsertItem]) -> dict[str, ObjectError]:
-            objects = [
-                DataObject(properties=i.properties, uuid=i.uuid, vector=i.vector) for i in group
-            ]
-            try:
-                result = await coll.with_tenant(tenant).data.insert_many(objects)
-            except WeaviateInsertManyAllFailedError as exc:
-                return {i.uuid: refused(str(exc)) for i in group}
-            reported = {group[idx].uuid: refused(err.message) for idx, err in result.errors.items()}
-            return tenant_batch_errors([i.uuid for i in group], reported)
-
+        """Insert or replace objects of any tenants in one Weaviate request (each object
+        carries its tenant: :mod:`.batch_objects`); returns uuid -> error for the
+        objects Weaviate refused. Raises TransientError / PermanentError for a call that
+        failed as a whole."""
         try:
-            results = await asyncio.gather(*(one_tenant(t, g) for t, g in by_tenant.items()))
+            failed = await insert_objects(self.client, self.name, items)
         except Exception as exc:
             await self._reconnect_if_closed(exc)
             raise whole_call_error(exc) from exc
-        return {k: v for r in results for k, v in r.items()}
+        return batch_errors([(i.tenant, i.uuid) for i in items], failed)
 
     async def delete(self, items: Sequence[DeleteItem]) -> dict[str, ObjectError]:
         """Delete objects; returns uuid -> error for those not known to be gone. A

@@ -9,6 +9,8 @@ import pytest
 from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateQueryError
 
 from processors.adapters.weaviate.store import (
+    ALL_FAILED,
+    batch_errors,
     refused,
     tenant_batch_errors,
     transient_refusal,
@@ -75,3 +77,26 @@ def test_the_clients_batch_error_dumps_are_dropped(caplog: pytest.LogCaptureFixt
         client_log.error({"message": "Failed to send 1 objects", "errors": {0: "x" * 10_000}})
         client_log.error("a plain message stays")
     assert [r.getMessage() for r in caplog.records] == ["a plain message stays"]
+
+
+READ_ONLY = "store is read-only due to: manually set by user"
+INVALID = "invalid text property 'content': not a string"
+
+
+def test_a_request_of_many_tenants_is_judged_tenant_by_tenant() -> None:
+    objects = [("a", "a1"), ("b", "b1"), ("a", "a2"), ("c", "c1"), ("b", "b2"), ("c", "c2")]
+    # a: a shard-level refusal of its first object; b: one object refused; c: none
+    got = batch_errors(objects, {0: READ_ONLY, 4: INVALID})
+    assert got == {"a1": refused(READ_ONLY), "a2": refused(READ_ONLY), "b2": refused(INVALID)}
+    assert batch_errors(objects, {}) == {}
+
+
+def test_a_tenant_whose_every_object_was_refused_gets_the_set_of_its_messages() -> None:
+    objects = [("a", "a1"), ("a", "a2"), ("a", "a3"), ("b", "b1")]
+    got = batch_errors(objects, {0: INVALID, 1: READ_ONLY, 2: INVALID})
+    every = refused(f"{ALL_FAILED}{INVALID}\n{READ_ONLY}")  # sorted, each once
+    assert got == {"a1": every, "a2": every, "a3": every}
+    assert every.transient  # one transient refusal among them: all may go through later
+    only_invalid = batch_errors(objects, {0: INVALID, 1: INVALID, 2: INVALID, 3: INVALID})
+    assert only_invalid["b1"] == refused(ALL_FAILED + INVALID)
+    assert not only_invalid["a1"].transient
