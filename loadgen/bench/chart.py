@@ -26,6 +26,7 @@ class GrowthSeries:
     p50_by_stored: Points = field(default_factory=list)
     rss_by_events: Points = field(default_factory=list)
     state_by_events: Points = field(default_factory=list)
+    unflushed_by_events: Points = field(default_factory=list)
 
 
 def _points(rows: object, x: str, y: str) -> Points:
@@ -51,6 +52,7 @@ def growth_series(doc: dict[str, Any]) -> GrowthSeries:
         p50_by_stored=_points(steps, "stored", "search_p50_ms"),
         rss_by_events=_points(points, "events", "worker_rss_mb"),
         state_by_events=_points(points, "events", "state_mb"),
+        unflushed_by_events=_points(points, "events", "state_unflushed_mb"),
     )
 
 
@@ -97,6 +99,7 @@ def _endurance(ax: Any, s: GrowthSeries) -> None:
         return _empty(ax, "endurance")
     _line(ax, s.rss_by_events, "worker RSS MiB")
     _line(ax, s.state_by_events, "state folder MiB", "s--")
+    _line(ax, s.unflushed_by_events, "of it unflushed (memtable) MiB", "^:")
     ax.set_xlabel("events processed")
     ax.set_ylabel("MiB")
     ax.set_ylim(bottom=0)

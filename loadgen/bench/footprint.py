@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 __all__ = [
@@ -13,9 +14,11 @@ __all__ = [
     "soft_open_files_limit",
     "tree_bytes",
     "vm_rss_bytes",
+    "wal_bytes",
 ]
 
 MIB = 1024 * 1024
+_WAL = re.compile(r"[0-9]+\.log")
 
 
 def vm_rss_bytes(status: str) -> int:
@@ -34,12 +37,15 @@ def rss_bytes(pid: int) -> int:
     return vm_rss_bytes(Path(f"/proc/{pid}/status").read_text())
 
 
-def tree_bytes(root: Path) -> int:
+def tree_bytes(root: Path, wal_only: bool = False) -> int:
     """Bytes on disk of the files under ``root`` (allocated blocks; 0 if it is gone);
-    files that vanish while it walks are skipped."""
+    files that vanish while it walks are skipped. ``wal_only``: only RocksDB's
+    write-ahead logs (``000123.log``), which hold what its memtables hold, unflushed."""
     total = 0
     for folder, _dirs, files in os.walk(root):
         for name in files:
+            if wal_only and not _WAL.fullmatch(name):
+                continue
             try:
                 total += os.lstat(os.path.join(folder, name)).st_blocks * 512
             except OSError:
@@ -64,3 +70,8 @@ def open_files_limit(pid: int) -> int | None:
 def open_files(pid: int) -> int:
     """How many file descriptors process ``pid`` holds now."""
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def wal_bytes(root: Path) -> int:
+    """:func:`tree_bytes` of the RocksDB write-ahead logs under ``root``."""
+    return tree_bytes(root, wal_only=True)

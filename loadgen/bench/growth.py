@@ -20,7 +20,14 @@ import os
 from typing import Any
 
 from loadgen.bench.config import BenchConfig
-from loadgen.bench.footprint import MIB, open_files, open_files_limit, rss_bytes, tree_bytes
+from loadgen.bench.footprint import (
+    MIB,
+    open_files,
+    open_files_limit,
+    rss_bytes,
+    tree_bytes,
+    wal_bytes,
+)
 from loadgen.bench.harness import (
     WARM_UP_EVENTS,
     CpuShare,
@@ -327,6 +334,7 @@ def bench_endurance(base: Settings, config: BenchConfig) -> dict[str, Any]:
                     "events_per_s": per_s,
                     "worker_rss_mb": rss_bytes(worker.pid) / MIB,
                     "state_mb": tree_bytes(settings.stack_dir) / MIB,
+                    "state_unflushed_mb": wal_bytes(settings.stack_dir) / MIB,
                 }
             )
             log.info("endurance: %s", points[-1])

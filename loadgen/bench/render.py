@@ -183,6 +183,8 @@ def _collection_step(s: dict[str, Any]) -> list[str]:
 def _endurance_step(p: dict[str, Any]) -> list[str]:
     after = (
         f"worker RSS {_of(p, 'worker_rss_mb', ' MiB', 1)}, state {_of(p, 'state_mb', ' MiB', 1)}"
+        f" ({_of(p, 'state_unflushed_mb', ' MiB', 1)} of it unflushed: RocksDB write-ahead log"
+        " = memtable)"
     )
     return ["endurance", f"{_of(p, 'events')} events", _of(p, "events_per_s", " ev/s", 1), after]
 

@@ -13,7 +13,7 @@ import pytest
 from loadgen.bench import options
 from loadgen.bench.chart import growth_series, render_png
 from loadgen.bench.config import QUICK_SIZES, BenchConfig, check_growth_sizes, sized
-from loadgen.bench.footprint import soft_open_files_limit, tree_bytes, vm_rss_bytes
+from loadgen.bench.footprint import soft_open_files_limit, tree_bytes, vm_rss_bytes, wal_bytes
 from loadgen.bench.growth import chunk_sizes, files_short, growth_sizes, ratio
 from loadgen.bench.render import growth_rows, render_markdown, step_rows
 from loadgen.bench.stage_times import histogram_totals
@@ -160,7 +160,11 @@ def test_vm_rss_and_tree_bytes(tmp_path: Path) -> None:
     assert tree_bytes(tmp_path / "gone") == 0
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "f").write_bytes(b"x" * 10_000)
-    assert tree_bytes(tmp_path) >= 10_000
+    (tmp_path / "a" / "LOG").write_bytes(b"x" * 10_000)
+    assert tree_bytes(tmp_path) >= 20_000
+    assert wal_bytes(tmp_path) == 0
+    (tmp_path / "a" / "000004.log").write_bytes(b"x" * 10_000)
+    assert 10_000 <= wal_bytes(tmp_path) < 20_000
 
 
 def test_chunks_and_ratios() -> None:
@@ -194,7 +198,8 @@ def growth_doc() -> dict[str, Any]:
         "rss_growth_ratio": 1.1,
         "endurance_points": [
             {"events": 20_000, "events_per_s": 1400.0, "worker_rss_mb": 300.0, "state_mb": 10.0},
-            {"events": 40_000, "events_per_s": 1380.0, "worker_rss_mb": 330.0, "state_mb": 19.0},
+            {"events": 40_000, "events_per_s": 1380.0, "worker_rss_mb": 330.0, "state_mb": 19.0,
+             "state_unflushed_mb": 18.5},
         ],
         "notes": {"tenants": "CPU split", "collection": "searches note"},
     }  # fmt: skip
@@ -249,7 +254,11 @@ def test_step_rows_list_every_step() -> None:
         "150,000 open files (14.9 per shard)"
     )
     assert rows[3][3].startswith("search p50 12.2 ms, p99 31.5 ms, max 60.0 ms; bulk load 2,500")
-    assert rows[5][3] == "worker RSS 330.0 MiB, state 19.0 MiB"
+    assert rows[5][3] == (
+        "worker RSS 330.0 MiB, state 19.0 MiB (18.5 MiB of it unflushed: RocksDB write-ahead "
+        "log = memtable)"
+    )
+    assert rows[4][3].startswith("worker RSS 300.0 MiB, state 10.0 MiB (- of it")
     text = render_markdown(growth_doc())
     assert "How cost grows, step by step:" in text
     assert "| endurance | 40,000 events | 1,380.0 ev/s | worker RSS 330.0 MiB" in text
@@ -262,6 +271,7 @@ def test_chart_points_come_from_the_steps() -> None:
     assert series.p99_by_stored == [(10_000.0, 9.0), (310_000.0, 31.5)]
     assert series.rss_by_events == [(20_000.0, 300.0), (40_000.0, 330.0)]
     assert series.state_by_events == [(20_000.0, 10.0), (40_000.0, 19.0)]
+    assert series.unflushed_by_events == [(40_000.0, 18.5)]
     doc = growth_doc()
     doc["tenants_runs"][1] = {"tenants": 10_000, "error": "out of memory"}
     assert growth_series(doc).rate_by_tenants == [(20.0, 1500.0)]
