@@ -42,11 +42,13 @@ from loadgen.bench.vector_events import tenant_name, vector_adds, vector_objects
 from loadgen.bench.weaviate_ops import (
     Query,
     bulk_load,
+    drop_collection,
     object_count,
     search_latencies_ms,
     served_collection,
     tenant_count,
 )
+from loadgen.replay.records import ReplayRecord
 from loadgen.stats import latency_summary
 from streams.settings import Settings
 
@@ -128,12 +130,33 @@ def _tenant_run(base: Settings, config: BenchConfig, count: int) -> dict[str, An
     )
     records = vector_records(docs)
     del docs
-    weaviate = _weaviate_pid(base)
-    before, files_before = _mib(weaviate), _files(weaviate)
     settings = private_settings(base, config.workdir)
+    try:
+        return _drained_over(settings, config, records, count)
+    finally:
+        _dropped(settings)
+
+
+def _dropped(settings: Settings) -> None:
+    """Whatever of the worker's collection its cleanup could not delete in time."""
+    try:
+        left = drop_collection(settings)
+    except Exception:  # cleanup must not hide the benchmark's own error
+        log.warning("could not delete %s", settings.weaviate_collection, exc_info=True)
+    else:
+        if left:
+            log.info("deleted %s after the worker's cleanup", ", ".join(left))
+
+
+def _drained_over(
+    settings: Settings, config: BenchConfig, records: list[ReplayRecord], count: int
+) -> dict[str, Any]:
+    """A fresh worker drains ``records`` (over ``count`` tenants); the figures after."""
+    weaviate = _weaviate_pid(settings)
+    before, files_before = _mib(weaviate), _files(weaviate)
     with PrivateWorker(settings, config.workdir / f"tenants-{count}-worker.log") as worker:
         _warm(settings, config)
-        groups = {"worker": [worker.pid], **stack_pids(base), "load generator": [os.getpid()]}
+        groups = {"worker": [worker.pid], **stack_pids(settings), "load generator": [os.getpid()]}
         with CpuShare(groups) as cpu, StageTimes(settings.worker_metrics_port) as stages:
             result = drain(settings, records, config, stall_s=config.tenant_stall_s)
             per_s = rate(result, f"{count} tenants")

@@ -9,7 +9,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import weaviate
+from weaviate.classes.init import AdditionalConfig, Timeout
+
 from loadgen.bench.harness import weaviate_client
+from processors.adapters.weaviate.generations import generation_number
 from processors.adapters.weaviate.reader import MemoryReader
 from processors.core.objects import UpsertItem
 from streams import clients
@@ -18,6 +22,7 @@ from streams.settings import Settings
 __all__ = [
     "Query",
     "bulk_load",
+    "drop_collection",
     "object_count",
     "search_latencies_ms",
     "served_collection",
@@ -97,3 +102,26 @@ def search_latencies_ms(settings: Settings, queries: Sequence[Query]) -> list[fl
     """Each query's time in milliseconds, one after the other, through
     :class:`MemoryReader` on the alias with the service's defaults (hybrid, limit 10)."""
     return asyncio.run(_latencies(settings, queries))
+
+
+def drop_collection(settings: Settings, timeout_s: float = 600.0) -> list[str]:
+    """Delete the worker's alias and every generation behind it that is still there,
+    waiting up to ``timeout_s`` for each: a collection of many tenants takes longer
+    than the client's default timeout (and holds thousands of Weaviate's open files
+    while it stays). The names deleted."""
+    alias = settings.weaviate_collection
+    config = AdditionalConfig(timeout=Timeout(init=30, query=timeout_s, insert=timeout_s))
+    with weaviate.connect_to_local(
+        host=settings.weaviate_host,
+        port=settings.weaviate_http_port,
+        grpc_port=settings.weaviate_grpc_port,
+        auth_credentials=clients.weaviate_auth(settings),
+        additional_config=config,
+    ) as client:
+        if client.alias.get(alias_name=alias) is not None:
+            client.alias.delete(alias_name=alias)
+        names = [n for n in client.collections.list_all(simple=True)
+                 if n == alias or generation_number(alias, n) is not None]  # fmt: skip
+        for name in names:
+            client.collections.delete(name)
+    return names
