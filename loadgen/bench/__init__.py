@@ -8,7 +8,10 @@
   (the first pass of the same events is the reference);
 - latency: p50/p95/p99 end to end at half the fast drain rate, open loop;
 - intelligent: intelligent mode with the fake LLM at 150 ms, against fast mode on
-  the same events.
+  the same events;
+- scaleout: two workers of one group against one;
+- tenants, collection, endurance: how cost grows with tenants (shards), with the
+  memories stored, and over a long run (:mod:`loadgen.bench.growth`).
 
 Each benchmark starts its own worker (`agentmem worker`, private topic prefix,
 collection, state folder and metrics port), drives it through Kafka only, and
@@ -19,5 +22,10 @@ numbers depend on the machine; the ratios are what to compare between runs.
 - harness.py: private settings and workers, driving them, cleaning up;
 - baselines.py: the naive baselines (fastembed alone, a plain Weaviate import);
 - suite.py: the benchmarks and the run that collects them;
-- render.py: the results as Markdown and JSON.
+- growth.py (endurance), tenants.py, collection.py: the growth benchmarks;
+  growth_probes.py, footprint.py (RSS, open files, bytes on disk), stage_times.py
+  (a worker's per-stage seconds), vector_events.py (adds with precomputed vectors in
+  exact tenant layouts), weaviate_ops.py (bulk load, searches, tenant counts);
+- options.py: the command line, ``--quick``;
+- render.py, chart.py: the results as Markdown and JSON, the growth chart as PNG.
 """
