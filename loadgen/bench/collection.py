@@ -128,6 +128,7 @@ def bench_collection(base: Settings, config: BenchConfig) -> dict[str, Any]:
                     "weaviate_rss_mb": mib_of(weaviate),
                 }
             )
+            log.info("collection: %s", steps[-1])
     first, last = steps[0], steps[-1]
     return {
         "rate_300k_vs_10k": ratio(last["events_per_s"], first["events_per_s"]),

@@ -67,9 +67,20 @@ def open_files_limit(pid: int) -> int | None:
     return soft_open_files_limit(Path(f"/proc/{pid}/limits").read_text())
 
 
-def open_files(pid: int) -> int:
-    """How many file descriptors process ``pid`` holds now."""
-    return len(os.listdir(f"/proc/{pid}/fd"))
+def open_files(pid: int, under: str | None = None) -> int:
+    """How many file descriptors process ``pid`` holds now; with ``under``, only those
+    of files whose path has a folder of that name (one collection's, in Weaviate)."""
+    folder = f"/{under}/"
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        if under is None:
+            count += 1
+            continue
+        try:
+            count += folder in os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+    return count
 
 
 def wal_bytes(root: Path) -> int:

@@ -52,9 +52,10 @@ def weaviate_pid(base: Settings) -> int | None:
     return pids[0] if pids else None
 
 
-def files_of(pid: int | None) -> int:
-    """The files ``pid`` holds open (0: no such process)."""
+def files_of(pid: int | None, under: str | None = None) -> int:
+    """The files ``pid`` holds open, all or those under a folder named ``under`` (0: no
+    such process)."""
     try:
-        return 0 if pid is None else open_files(pid)
+        return 0 if pid is None else open_files(pid, under)
     except OSError:
         return 0

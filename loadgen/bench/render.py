@@ -165,8 +165,8 @@ def _tenant_step(r: dict[str, Any]) -> list[str]:
         if "error" in r
         else f"Weaviate RSS {_of(r, 'weaviate_rss_mb_before', ' MiB')} before, "
         f"{_of(r, 'weaviate_rss_mb', ' MiB')} after; {_of(r, 'shards')} shards, "
-        f"{_of(r, 'weaviate_open_files')} open files ({_of(r, 'open_files_per_shard', '', 1)}"
-        " per shard)"
+        f"Weaviate holds {_of(r, 'weaviate_open_files')} open files, the collection "
+        f"{_of(r, 'collection_open_files')} ({_of(r, 'open_files_per_shard', '', 1)} per shard)"
     )
     return ["tenants", f"{r['tenants']:,} tenants", _of(r, "events_per_s", " ev/s", 1), after]
 

@@ -24,7 +24,7 @@ from loadgen.bench.harness import (
 )
 from loadgen.bench.stage_times import StageTimes
 from loadgen.bench.vector_events import vector_adds, vector_records
-from loadgen.bench.weaviate_ops import drop_collection, tenant_count
+from loadgen.bench.weaviate_ops import drop_collection, served_collection, tenant_count
 from loadgen.replay.records import ReplayRecord
 from streams.settings import Settings
 
@@ -80,22 +80,24 @@ def _drained_over(
 ) -> dict[str, Any]:
     """A fresh worker drains ``records`` (over ``count`` tenants); the figures after."""
     weaviate = weaviate_pid(settings)
-    before, files_before = mib_of(weaviate), files_of(weaviate)
+    before = mib_of(weaviate)
     with PrivateWorker(settings, config.workdir / f"tenants-{count}-worker.log") as worker:
         warm(settings, config)
         groups = {"worker": [worker.pid], **stack_pids(settings), "load generator": [os.getpid()]}
         with CpuShare(groups) as cpu, StageTimes(settings.worker_metrics_port) as stages:
             result = drain(settings, records, config, stall_s=config.tenant_stall_s)
             per_s = rate(result, f"{count} tenants")
-        shards, files = tenant_count(settings), files_of(weaviate)
+        shards = tenant_count(settings)
+        own = files_of(weaviate, served_collection(settings).lower())
         return {
             "tenants": count,
             "events_per_s": per_s,
             "weaviate_rss_mb_before": before,
             "weaviate_rss_mb": mib_of(weaviate),
             "shards": shards,
-            "weaviate_open_files": files,
-            "open_files_per_shard": ratio(files - files_before, shards) if files else None,
+            "weaviate_open_files": files_of(weaviate),
+            "collection_open_files": own,
+            "open_files_per_shard": ratio(own, shards),
             "cpu": cpu.summary(),
             "stages": stages.summary(),
         }
@@ -133,6 +135,7 @@ def bench_tenants(base: Settings, config: BenchConfig) -> dict[str, Any]:
         if isinstance(measured, float) and measured > 0:
             per_shard = max(per_shard or 0.0, measured)
         runs.append(run)
+        log.info("tenants: %s", run)
     worked = [r for r in runs if "error" not in r]
     first = runs[0].get("events_per_s")
     largest = max(worked, key=lambda r: int(r["tenants"]), default={})

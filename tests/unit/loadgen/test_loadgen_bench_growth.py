@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,13 @@ import pytest
 from loadgen.bench import options
 from loadgen.bench.chart import growth_series, render_png
 from loadgen.bench.config import QUICK_SIZES, BenchConfig, check_growth_sizes, sized
-from loadgen.bench.footprint import soft_open_files_limit, tree_bytes, vm_rss_bytes, wal_bytes
+from loadgen.bench.footprint import (
+    open_files,
+    soft_open_files_limit,
+    tree_bytes,
+    vm_rss_bytes,
+    wal_bytes,
+)
 from loadgen.bench.growth import chunk_sizes, files_short, growth_sizes, ratio
 from loadgen.bench.render import growth_rows, render_markdown, step_rows
 from loadgen.bench.stage_times import histogram_totals
@@ -154,6 +161,18 @@ def test_open_files_limit_of_proc_limits() -> None:
         soft_open_files_limit("Max processes 1 1 processes\n")
 
 
+def test_open_files_of_this_process_and_under_a_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "coll_g1"
+    folder.mkdir()
+    (folder / "a").write_text("x")
+    before = open_files(os.getpid(), "coll_g1")
+    with (folder / "a").open() as one, (folder / "a").open() as two:
+        assert one and two
+        assert open_files(os.getpid(), "coll_g1") == before + 2
+        assert open_files(os.getpid()) >= before + 2
+    assert open_files(os.getpid(), "coll_g1") == before
+
+
 def test_vm_rss_and_tree_bytes(tmp_path: Path) -> None:
     assert vm_rss_bytes("Name:\tpython\nVmRSS:\t  2048 kB\nVmSwap: 0 kB\n") == 2048 * 1024
     with pytest.raises(ValueError, match="no VmRSS"):
@@ -183,7 +202,8 @@ def growth_doc() -> dict[str, Any]:
              "weaviate_rss_mb": 500.0, "shards": 21, "cpu": "busy"},
             {"tenants": 10_000, "events_per_s": 750.0, "weaviate_rss_mb_before": 450.0,
              "weaviate_rss_mb": 2600.0, "shards": 10_001, "cpu": "busy",
-             "weaviate_open_files": 150_000, "open_files_per_shard": 14.9},
+             "weaviate_open_files": 160_000, "collection_open_files": 149_000,
+             "open_files_per_shard": 14.9},
         ],
         "rate_300k_vs_10k": 0.9,
         "search_p99_ms_300k": 31.5,
@@ -252,7 +272,7 @@ def test_step_rows_list_every_step() -> None:
     ]
     assert rows[1][3] == (
         "Weaviate RSS 450 MiB before, 2,600 MiB after; 10,001 shards, "
-        "150,000 open files (14.9 per shard)"
+        "Weaviate holds 160,000 open files, the collection 149,000 (14.9 per shard)"
     )
     assert rows[3][3].startswith("search p50 12.2 ms, p99 31.5 ms, max 60.0 ms; bulk load 2,500")
     assert rows[5][3] == (
