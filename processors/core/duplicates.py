@@ -78,7 +78,9 @@ def peek(raw: bytes | None, key: bytes | None) -> Identity | None:
         return None
     try:
         env = _DECODER.decode(raw)
-    except msgspec.MsgspecError:  # not JSON, or a field of another type
+    except (msgspec.MsgspecError, RecursionError, ValueError):
+        # not JSON, a field of another type, nesting past msgspec's depth (it raises
+        # RecursionError): the full path judges it and names the reason
         return None
     event_id, tenant, type_ = env.event_id, env.tenant, env.type
     if (

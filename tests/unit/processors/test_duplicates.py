@@ -74,6 +74,9 @@ def test_peek_reads_a_timestamp_without_offset_as_utc() -> None:
         (value(schema="agentmem.memory/v2"), b"acme"),
         (value(occurred_at="yesterday"), b"acme"),
         (value(occurred_at=12), b"acme"),
+        # nesting past msgspec's depth raises RecursionError there: never out of peek
+        (value()[:-1] + b', "metadata": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}", b"acme"),
+        (b"[" * 5000 + b"]" * 5000, b"acme"),
     ],
 )
 def test_peek_leaves_whatever_needs_judging_to_the_full_path(
