@@ -77,7 +77,11 @@ def _query(doc: dict[str, object]) -> Query:
 
 
 def _collection_step(
-    settings: Settings, config: BenchConfig, worker: PrivateWorker, step: int
+    settings: Settings,
+    config: BenchConfig,
+    worker: PrivateWorker,
+    stack: dict[str, list[int]],
+    step: int,
 ) -> dict[str, Any]:
     """A drain into the collection's tenants, then sequential searches in them."""
     docs = vector_adds(
@@ -88,7 +92,7 @@ def _collection_step(
         prefix=f"d{step}-",
         tenant_prefix="c",
     )
-    groups = {"worker": [worker.pid], **stack_pids(settings), "load generator": [os.getpid()]}
+    groups = {"worker": [worker.pid], **stack, "load generator": [os.getpid()]}
     with CpuShare(groups) as cpu, StageTimes(settings.worker_metrics_port) as stages:
         per_s = rate(drain(settings, vector_records(docs), config), f"collection step {step}")
     latencies = latency_summary(search_latencies_ms(settings, _queries(settings, config, step)))
@@ -117,7 +121,7 @@ def bench_collection(base: Settings, config: BenchConfig) -> dict[str, Any]:
             loaded = size
             stored = size + step * config.collection_drain_events
             log.info("collection benchmark: %d stored", stored)
-            measured = _collection_step(settings, config, worker, step)
+            measured = _collection_step(settings, config, worker, stack_pids(base), step)
             measured["counted"] = object_count(settings, tenants)
             steps.append(
                 {

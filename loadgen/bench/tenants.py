@@ -59,7 +59,7 @@ def _tenant_run(base: Settings, config: BenchConfig, count: int) -> dict[str, An
     del docs
     settings = private_settings(base, config.workdir)
     try:
-        return _drained_over(settings, config, records, count)
+        return _drained_over(base, settings, config, records, count)
     finally:
         _dropped(settings)
 
@@ -76,14 +76,19 @@ def _dropped(settings: Settings) -> None:
 
 
 def _drained_over(
-    settings: Settings, config: BenchConfig, records: list[ReplayRecord], count: int
+    base: Settings,
+    settings: Settings,
+    config: BenchConfig,
+    records: list[ReplayRecord],
+    count: int,
 ) -> dict[str, Any]:
-    """A fresh worker drains ``records`` (over ``count`` tenants); the figures after."""
-    weaviate = weaviate_pid(settings)
+    """A fresh worker on ``settings`` (private ones of the stack of ``base``) drains
+    ``records`` (over ``count`` tenants); the figures after."""
+    weaviate = weaviate_pid(base)
     before = mib_of(weaviate)
     with PrivateWorker(settings, config.workdir / f"tenants-{count}-worker.log") as worker:
         warm(settings, config)
-        groups = {"worker": [worker.pid], **stack_pids(settings), "load generator": [os.getpid()]}
+        groups = {"worker": [worker.pid], **stack_pids(base), "load generator": [os.getpid()]}
         with CpuShare(groups) as cpu, StageTimes(settings.worker_metrics_port) as stages:
             result = drain(settings, records, config, stall_s=config.tenant_stall_s)
             per_s = rate(result, f"{count} tenants")

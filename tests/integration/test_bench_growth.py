@@ -39,6 +39,7 @@ def test_growth_benchmarks_at_tiny_sizes(stack: Settings, tmp_path: Path) -> Non
     assert [r["tenants"] for r in runs] == [3, 60]
     assert [r["shards"] for r in runs] == [4, 61]  # and the warm-up's tenant
     assert all(r["weaviate_rss_mb"] > 0 for r in runs)
+    assert all(r["open_files_per_shard"] > 0 for r in runs)  # what the guard goes by
 
     steps = doc["collection_steps"]
     assert [s["stored"] for s in steps] == [200, 1_300]
