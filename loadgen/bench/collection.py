@@ -95,13 +95,16 @@ def _collection_step(
     groups = {"worker": [worker.pid], **stack, "load generator": [os.getpid()]}
     with CpuShare(groups) as cpu, StageTimes(settings.worker_metrics_port) as stages:
         per_s = rate(drain(settings, vector_records(docs), config), f"collection step {step}")
-    latencies = latency_summary(search_latencies_ms(settings, _queries(settings, config, step)))
+    queries = _queries(settings, config, step)
+    with CpuShare(groups) as search_cpu:
+        latencies = latency_summary(search_latencies_ms(settings, queries))
     return {
         "events_per_s": per_s,
         "search_p50_ms": latencies["p50"],
         "search_p99_ms": latencies["p99"],
         "search_max_ms": latencies["max"],
         "cpu": cpu.summary(),
+        "search_cpu": search_cpu.summary(),
         "stages": stages.summary(),
     }
 
@@ -142,5 +145,9 @@ def bench_collection(base: Settings, config: BenchConfig) -> dict[str, Any]:
         "collection_tenants": config.collection_tenants,
         "note": "searches: MemoryReader.search (hybrid, the service's defaults) with a "
         "precomputed query vector, sequential: Weaviate and the reader, no embedding; "
-        + "; ".join(f"{s['stored']:,} stored: {s['cpu']}; worker {s['stages']}" for s in steps),
+        + "; ".join(
+            f"{s['stored']:,} stored: drain {s['cpu']}, worker {s['stages']}; searches "
+            f"{s['search_cpu']}"
+            for s in steps
+        ),
     }
