@@ -103,7 +103,7 @@ def _endurance(ax: Any, s: GrowthSeries) -> None:
     ax.set_xlabel("events processed")
     ax.set_ylabel("MiB")
     ax.set_ylim(bottom=0)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
 
 
 def render_png(doc: dict[str, Any], path: Path) -> None:
