@@ -124,6 +124,8 @@ class Settings(BaseSettings):
     # Weaviate's internal ports (gossip, data, raft, raft rpc = base .. base+3) and metrics
     weaviate_cluster_base_port: Port = 7946
     weaviate_metrics_port: Port = 2112
+    # local stack: open files for Weaviate (about 20 per active tenant; raised at start)
+    weaviate_open_files: int = Field(default=262_144, ge=1024)
     # Weaviate's API key (sent by every client; the local stack requires it when set)
     weaviate_api_key: SecretStr = SecretStr("")
     # local stack: Weaviate's metrics server, which listens on every interface (it cannot

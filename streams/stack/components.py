@@ -22,6 +22,7 @@ from streams.stack.build import Artifacts, weaviate_bin_path
 from streams.stack.component import Component
 from streams.stack.kafka_node import kafka_nodes
 from streams.stack.launcher import http_ok
+from streams.stack.limits import raise_open_files
 from streams.stack.process import running_pid
 from streams.stack.secure import WEAVIATE_USER
 
@@ -50,6 +51,9 @@ class Weaviate(Component):
 
     def prepare(self, artifacts: Artifacts) -> None:
         (self.home / "data").mkdir(parents=True, exist_ok=True)
+        # inherited by the server: about 20 open files per active tenant
+        limit = raise_open_files(self.settings.weaviate_open_files)
+        log.info("Weaviate may open %d files (about %d active tenants)", limit, limit // 20)
 
     def argv(self, artifacts: Artifacts) -> list[str]:
         return [
