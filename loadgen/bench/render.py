@@ -94,11 +94,17 @@ def _of(row: dict[str, Any], key: str, unit: str = "", digits: int = 0) -> str:
     return _number(row, key, unit, digits)
 
 
+def _why(run: dict[str, Any]) -> str:
+    """A tenant count's error, as "failed: ..." unless it says it was not run."""
+    error = str(run["error"])
+    return error if error.startswith("not run") else f"failed: {error}"
+
+
 def _tenant_run(run: dict[str, Any] | None) -> str:
     if run is None:
         return "-"
     if "error" in run:
-        return f"{run['tenants']:,} tenants failed: {run['error']}"
+        return f"{run['tenants']:,} tenants {_why(run)}"
     return (
         f"{_of(run, 'events_per_s', ' ev/s', 1)} over {run['tenants']:,} tenants; Weaviate "
         f"{_of(run, 'weaviate_rss_mb', ' MiB')}, {_of(run, 'shards')} shards"
@@ -161,7 +167,7 @@ def growth_rows(doc: dict[str, Any]) -> list[list[str]]:
 
 def _tenant_step(r: dict[str, Any]) -> list[str]:
     after = (
-        f"failed: {r['error']}"
+        _why(r)
         if "error" in r
         else f"Weaviate RSS {_of(r, 'weaviate_rss_mb_before', ' MiB')} before, "
         f"{_of(r, 'weaviate_rss_mb', ' MiB')} after; {_of(r, 'shards')} shards, "

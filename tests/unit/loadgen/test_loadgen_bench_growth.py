@@ -252,9 +252,12 @@ def test_growth_rows_of_a_failed_count_and_of_nothing_run() -> None:
     rows = growth_rows(doc)
     assert rows[0][1] == "10,000 tenants failed: out of memory"
     assert rows[0][3] == "-"
+    assert step_rows(doc)[1][3] == "failed: out of memory"
+    doc["tenants_runs"][1] = {"tenants": 10_000, "error": "not run: 10,000 shards need more"}
+    assert growth_rows(doc)[0][1] == "10,000 tenants not run: 10,000 shards need more"
+    assert step_rows(doc)[1][3] == "not run: 10,000 shards need more"
     doc.update(tenants_largest_ok=1_000, tenants_largest_ok_ratio=0.75)
     assert growth_rows(doc)[0][3] == "- (0.750 at 1,000 tenants)"
-    assert step_rows(doc)[1][3] == "failed: out of memory"
     empty = growth_rows({})
     assert [r[3] for r in empty] == ["-", "-", "p99 -", "-"]
     assert step_rows({}) == []
