@@ -21,6 +21,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from weaviate.classes.data import DataObject
 
@@ -42,31 +43,33 @@ def _batches(objects: Sequence[UpsertItem], size: int) -> list[Sequence[UpsertIt
     return [objects[i : i + size] for i in range(0, len(objects), size)]
 
 
+class _Batch(Protocol):
+    """What the client's batching contexts (``fixed_size``, ``stream``) take."""
+
+    def add_object(
+        self, *, collection: str, properties: Any, uuid: Any, vector: Any, tenant: Any
+    ) -> Any: ...
+
+
+def add_all(batch: _Batch, name: str, objects: Sequence[UpsertItem]) -> None:
+    """Hand every object, with its tenant, to one of the client's batching contexts."""
+    for o in objects:
+        batch.add_object(
+            collection=name, properties=o.properties, uuid=o.uuid, vector=o.vector, tenant=o.tenant
+        )
+
+
 def _client_batch(base: Settings, name: str, objects: Sequence[UpsertItem], size: int) -> int:
     with weaviate_client(base) as client:
         with client.batch.fixed_size(batch_size=size, concurrent_requests=2) as batch:
-            for o in objects:
-                batch.add_object(
-                    collection=name,
-                    properties=o.properties,
-                    uuid=o.uuid,
-                    vector=o.vector,
-                    tenant=o.tenant,
-                )
+            add_all(batch, name, objects)
         return len(client.batch.failed_objects)
 
 
 def _server_side(base: Settings, name: str, objects: Sequence[UpsertItem], size: int) -> int:
     with weaviate_client(base) as client:
         with client.batch.stream() as batch:
-            for o in objects:
-                batch.add_object(
-                    collection=name,
-                    properties=o.properties,
-                    uuid=o.uuid,
-                    vector=o.vector,
-                    tenant=o.tenant,
-                )
+            add_all(batch, name, objects)
         return len(client.batch.failed_objects)
 
 

@@ -13,6 +13,7 @@ import weaviate
 from weaviate.classes.init import AdditionalConfig, Timeout
 
 from loadgen.bench.harness import weaviate_client
+from loadgen.bench.imports import add_all
 from processors.adapters.weaviate.generations import generation_number
 from processors.adapters.weaviate.reader import MemoryReader
 from processors.core.objects import UpsertItem
@@ -72,14 +73,7 @@ def bulk_load(settings: Settings, objects: Sequence[UpsertItem], batch_size: int
     with weaviate_client(settings) as client:
         started = time.perf_counter()
         with client.batch.fixed_size(batch_size=batch_size, concurrent_requests=2) as batch:
-            for o in objects:
-                batch.add_object(
-                    collection=name,
-                    properties=o.properties,
-                    uuid=o.uuid,
-                    vector=o.vector,
-                    tenant=o.tenant,
-                )
+            add_all(batch, name, objects)
         seconds = time.perf_counter() - started
         failed = client.batch.failed_objects
     if failed:
