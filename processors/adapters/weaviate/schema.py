@@ -16,6 +16,7 @@ from typing import Any
 
 import weaviate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
+from weaviate.exceptions import UnexpectedStatusCodeError
 
 __all__ = [
     "COLLECTION_PROPERTIES",
@@ -59,10 +60,18 @@ def collection_config() -> dict[str, Any]:
 
 
 async def ensure_collection(client: weaviate.WeaviateAsyncClient, name: str) -> bool:
-    """Create the collection unless it exists; True when it was created."""
+    """Create the collection unless it exists; True when it was created. Safe when
+    several workers start at once: a create refused because another process made the
+    collection meanwhile ("class already exists") counts as existing."""
     if await client.collections.exists(name):
         return False
-    await client.collections.create(name, **collection_config())
+    try:
+        await client.collections.create(name, **collection_config())
+    except UnexpectedStatusCodeError:
+        if await client.collections.exists(name):
+            log.info("Weaviate collection %s was created by another process", name)
+            return False
+        raise
     log.info("created Weaviate collection %s", name)
     return True
 
@@ -71,6 +80,11 @@ def ensure_collection_sync(client: weaviate.WeaviateClient, name: str) -> bool:
     """:func:`ensure_collection` for the sync client (tools, benchmarks)."""
     if client.collections.exists(name):
         return False
-    client.collections.create(name, **collection_config())
+    try:
+        client.collections.create(name, **collection_config())
+    except UnexpectedStatusCodeError:
+        if client.collections.exists(name):
+            return False
+        raise
     log.info("created Weaviate collection %s", name)
     return True
