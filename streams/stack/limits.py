@@ -33,9 +33,7 @@ def raise_open_files(wanted: int) -> int:
     Never lowers it. Returns the soft limit now in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = min(wanted, kernel_open_files_cap())
-    if soft >= target and soft != resource.RLIM_INFINITY:
-        return soft
-    if soft == resource.RLIM_INFINITY:
+    if soft == resource.RLIM_INFINITY or soft >= target:
         return soft
     try:
         new_hard = hard if hard == resource.RLIM_INFINITY else max(hard, target)
