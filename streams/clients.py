@@ -147,7 +147,10 @@ def embedder(settings: Settings) -> Embedder:
     from processors.adapters.embedding import Embedder
 
     return Embedder(
-        settings.embedding_model, model_pack_dir(settings.cache_dir), settings.embedding_threads
+        settings.embedding_model,
+        model_pack_dir(settings.cache_dir),
+        settings.embedding_threads,
+        settings.embedding_run_size,
     )
 
 

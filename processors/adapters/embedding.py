@@ -14,6 +14,8 @@ import numpy as np
 from fastembed import TextEmbedding
 from fastembed.common.model_description import ModelSource, PoolingType
 
+from processors.core.text_batches import by_length, in_order
+
 log = logging.getLogger(__name__)
 
 # all-MiniLM-L6-v2 as int8 ONNX, registered with fastembed as a custom model and
@@ -43,14 +45,22 @@ def _register_model_pack() -> None:
 
 
 class Embedder:
-    """Embeds batches of texts to unit vectors; safe to call from a worker thread."""
+    """Embeds batches of texts to unit vectors; safe to call from a worker thread.
+
+    A batch is embedded in runs of at most ``run_size`` texts of near length
+    (:mod:`processors.core.text_batches`): the model computes every text of a call
+    padded to the call's longest, so sorted runs spend little on padding."""
 
     def __init__(
         self,
         model_name: str,
         model_dir: Path | None,
         threads: int | None = None,
+        run_size: int = 64,
     ) -> None:
+        if run_size < 1:
+            raise ValueError(f"run_size must be at least 1, not {run_size}")
+        self.run_size = run_size
         kwargs: dict[str, str] = {}
         if model_name == MODEL_PACK_NAME:
             if model_dir is None or not (model_dir / "model.onnx").is_file():
@@ -66,7 +76,13 @@ class Embedder:
         log.debug("embedding model %s loaded (%d dimensions)", model_name, self.dim)
 
     def embed(self, texts: Sequence[str], batch_size: int = 256) -> list[list[float]]:
+        """The texts' vectors in their order; at most ``batch_size`` (and the run size)
+        texts go to the model at a time."""
         if not texts:
             return []
-        vectors = np.stack(list(self._model.embed(list(texts), batch_size=batch_size)))
+        runs = by_length([len(text) for text in texts], min(batch_size, self.run_size))
+        return in_order(runs, [self._vectors([texts[i] for i in run]) for run in runs])
+
+    def _vectors(self, texts: list[str]) -> list[list[float]]:
+        vectors = np.stack(list(self._model.embed(texts, batch_size=len(texts))))
         return [row.tolist() for row in vectors.astype(np.float32)]

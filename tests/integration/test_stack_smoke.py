@@ -115,6 +115,26 @@ def test_model_pack_embeds_and_ranks_paraphrases(stack: Settings) -> None:
     assert paraphrase > unrelated + 0.3
 
 
+def test_runs_of_near_length_give_each_text_its_own_vector(stack: Settings) -> None:
+    """A batch is embedded in runs sorted by length (text_batches.py): every vector
+    must still belong to its text, and padding must not change it."""
+    texts = [
+        "x" * 3,
+        "A long note about the trip to Lisbon in May, the hotel by the river and the "
+        "tram up the hill to the castle, which the user wants to take again next year.",
+        "Likes tea.",
+        "Her sister's name is Ana and she lives in Porto.",
+        "Allergic to peanuts.",
+    ]
+    embedder = clients.embedder(stack.model_copy(update={"embedding_run_size": 2}))
+    together = np.array(embedder.embed(texts))
+    alone = np.array([embedder.embed([text])[0] for text in texts])
+    assert together.shape == (len(texts), 384)
+    assert np.allclose(together, alone, atol=1e-4)
+    # and not merely all alike: each text is nearest its own vector
+    assert list(np.argmax(together @ alone.T, axis=1)) == list(range(len(texts)))
+
+
 def test_stack_up_again_reuses_running_components(stack: Settings) -> None:
     outcome = supervisor.up(stack)
     assert set(outcome) == {"kafka", "weaviate", "prometheus"}
