@@ -32,6 +32,7 @@ from streams.client.topics import TopicsMisconfigured, check_topics, ensure_topi
 from streams.kafka_connection import KafkaAuthenticationError, check_credentials
 from streams.service.app import create_app, events_topic, raw_topic
 from streams.service.compaction import CompactionRoller, roll_interval_s
+from streams.service.event_batches import EventBatches
 from streams.service.health_server import start_health_server
 from streams.service.lag import LagMonitor
 from streams.service.lifecycle import Resources
@@ -115,11 +116,12 @@ def attach_agents(app: faust.App, settings: Settings, resources: Resources) -> N
             health.started = True
             if settings.fault_crash_agent == "index":
                 raise RuntimeError("fault injected by AGENTMEM_FAULT_CRASH_AGENT=index")
-            linger_s = settings.linger_ms / 1000
-            async for events in stream.take_events(settings.max_batch, within=linger_s):
-                # process_safely never raises: faust's take_events acks the batch even
-                # when the loop body raises, so nothing may escape before it is handled.
+            batches = EventBatches(stream, settings.max_batch, settings.linger_ms / 1000)
+            async for events in batches:
+                # process_safely never raises (every event ends applied, a no-op or
+                # dead-lettered); the batch is acked only once it has been processed.
                 await stage.process_safely([to_incoming(e) for e in events])
+                await batches.ack(events)
         except Exception as exc:
             crashed("index", exc)
             raise
