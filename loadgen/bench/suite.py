@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.bench.baselines import embed_rate, import_objects, model_dir, weaviate_import_rate
+from loadgen.bench.breakdown import Breakdown
 from loadgen.bench.config import RESULT_KEYS, BenchConfig
 from loadgen.bench.growth import bench_collection, bench_endurance, bench_tenants, growth_sizes
 from loadgen.bench.harness import (
@@ -55,15 +56,17 @@ def bench_fast(base: Settings, config: BenchConfig) -> dict[str, Any]:
     texts = [str(d["content"]) for d in docs]
     baseline = embed_rate(texts, base.max_batch, model_dir(base))
     settings = private_settings(base, config.workdir)
-    with PrivateWorker(settings, config.workdir / "fast-worker.log"):
+    with PrivateWorker(settings, config.workdir / "fast-worker.log") as worker:
         warm_up(settings, config)
-        measured = drained_per_s(settings, docs, config, "fast drain")
+        with Breakdown(base, worker) as where:
+            measured = drained_per_s(settings, docs, config, "fast drain")
     return {
         "fast_vs_embed_ratio": measured / baseline,
         "fast_drain_events_per_s": measured,
         "embed_alone_per_s": baseline,
         "fast_events": len(docs),
         "batch": base.max_batch,
+        "note": f"fast drain: {where.summary()}",
     }
 
 
@@ -129,10 +132,11 @@ def bench_duplicate(base: Settings, config: BenchConfig) -> dict[str, Any]:
     docs = adds(config, config.duplicate_events, 2, vector_dim=base.embedding_dim)
     records = records_of(docs)
     settings = private_settings(base, config.workdir)
-    with PrivateWorker(settings, config.workdir / "duplicate-worker.log"):
+    with PrivateWorker(settings, config.workdir / "duplicate-worker.log") as worker:
         warm_up(settings, config)
         first = rate(drain(settings, records, config), "duplicate benchmark, first pass")
-        again = drain(settings, records, config)
+        with Breakdown(base, worker) as where:
+            again = drain(settings, records, config)
         measured = rate(again, "duplicate benchmark, re-publication")
     return {
         "duplicate_events_per_s": measured,
@@ -140,6 +144,7 @@ def bench_duplicate(base: Settings, config: BenchConfig) -> dict[str, Any]:
         "duplicate_first_pass_events_per_s": first,
         "duplicate_events": len(records),
         "duplicate_outcomes": dict(Counter(str(ack["outcome"]) for ack in again.acks)),
+        "note": f"re-publication: {where.summary()}",
     }
 
 
@@ -151,14 +156,15 @@ def bench_latency(base: Settings, config: BenchConfig, drain_rate: float) -> dic
         synth_events(SynthConfig(count=count, tenants=config.tenants, seed=config.seed + 3))
     )
     settings = private_settings(base, config.workdir)
-    with PrivateWorker(settings, config.workdir / "latency-worker.log"):
+    with PrivateWorker(settings, config.workdir / "latency-worker.log") as worker:
         warm_up(settings, config)
         options = ReplayOptions(
             pace=Pace(rate=target),
             wait_s=max(120.0, config.latency_seconds),
             progress=config.progress,
         )
-        result = asyncio.run(replay(settings, records_of(docs), options))
+        with Breakdown(base, worker) as where:
+            result = asyncio.run(replay(settings, records_of(docs), options))
     rate(result, "latency run")
     summary = latency_summary(
         float(a["indexed_at_ms"]) - float(a["produced_at_ms"])
@@ -175,6 +181,7 @@ def bench_latency(base: Settings, config: BenchConfig, drain_rate: float) -> dic
         "half_load_events": result.sent,
         "half_load_late_sends": result.lateness.late,
         "fast_drain_rate_used_per_s": drain_rate,
+        "note": f"half load: {where.summary()}",
     }
 
 
@@ -202,10 +209,11 @@ def bench_intelligent(base: Settings, config: BenchConfig) -> dict[str, Any]:
     latency = ("--latency-ms", str(config.llm_latency_ms))
     with FakeLlmProcess(config.workdir / "fake-llm.log", *latency) as llm:
         settings = private_settings(base, config.workdir, llm_base_url=llm.base_url)
-        with PrivateWorker(settings, config.workdir / "intelligent-worker.log"):
+        with PrivateWorker(settings, config.workdir / "intelligent-worker.log") as worker:
             warm_up(settings, config)
             fast = drained_per_s(settings, as_fast(docs), config, "intelligent baseline")
-            result = drain_enriched(settings, docs, config)
+            with Breakdown(base, worker) as where:
+                result = drain_enriched(settings, docs, config)
             requests = llm.stats().get("requests")
             up = drained_per_s(settings, as_fast(down_docs), config, "LLM down baseline")
             llm.stop()
@@ -237,6 +245,7 @@ def bench_intelligent(base: Settings, config: BenchConfig) -> dict[str, Any]:
         "intelligent_events_per_s": measured,
         "llm_latency_ms": config.llm_latency_ms,
         **out,
+        "note": f"intelligent drain: {where.summary()}",
     }
 
 
