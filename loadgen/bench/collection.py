@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 from loadgen.bench.config import BenchConfig
-from loadgen.bench.growth_probes import mib_of, ratio, warm, weaviate_pid
+from loadgen.bench.growth_probes import mib_of, ratio, settle, warm, weaviate_pid
 from loadgen.bench.harness import (
     CpuShare,
     PrivateWorker,
@@ -36,6 +36,10 @@ __all__ = ["FILL_CHUNK", "bench_collection"]
 
 #: objects generated and imported at a time while a collection is filled
 FILL_CHUNK = 10_000
+
+
+#: the longest wait for Weaviate to finish its own work after a bulk load
+SETTLE_LIMIT_S = 120.0
 
 
 def _fill(settings: Settings, config: BenchConfig, start: int, stop: int) -> float:
@@ -122,6 +126,7 @@ def bench_collection(base: Settings, config: BenchConfig) -> dict[str, Any]:
         for step, size in enumerate(config.collection_sizes):
             load_per_s = _fill(settings, config, loaded, size)
             loaded = size
+            settled_s = settle(weaviate, SETTLE_LIMIT_S)
             stored = size + step * config.collection_drain_events
             log.info("collection benchmark: %d stored", stored)
             measured = _collection_step(settings, config, worker, stack_pids(base), step)
@@ -131,6 +136,7 @@ def bench_collection(base: Settings, config: BenchConfig) -> dict[str, Any]:
                     "stored": stored,
                     "size": size,
                     "load_per_s": load_per_s,
+                    "weaviate_settled_s": settled_s,
                     **measured,
                     "weaviate_rss_mb": mib_of(weaviate),
                 }

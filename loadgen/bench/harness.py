@@ -233,7 +233,7 @@ def wait_split(first: Settings, second: Settings, child: launcher.Child) -> None
     child.wait_until(split, 120)
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User and system CPU seconds of a process so far (0 once it is gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -260,7 +260,7 @@ class CpuShare:
         self.shares: dict[str, float] = {}
 
     def _used(self) -> dict[str, float]:
-        return {n: sum(_cpu_seconds(p) for p in pids) for n, pids in self.groups.items()}
+        return {n: sum(cpu_seconds(p) for p in pids) for n, pids in self.groups.items()}
 
     def __enter__(self) -> CpuShare:
         self._start = self._used()

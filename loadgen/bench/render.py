@@ -181,6 +181,7 @@ def _collection_step(s: dict[str, Any]) -> list[str]:
     after = (
         f"search p50 {_of(s, 'search_p50_ms', ' ms', 1)}, p99 {_of(s, 'search_p99_ms', ' ms', 1)}"
         f", max {_of(s, 'search_max_ms', ' ms', 1)}; bulk load {_of(s, 'load_per_s', ' obj/s')}"
+        f", then Weaviate quiet after {_of(s, 'weaviate_settled_s', ' s')}"
         f"; Weaviate RSS {_of(s, 'weaviate_rss_mb', ' MiB')}"
     )
     return ["collection", f"{_of(s, 'stored')} stored", _of(s, "events_per_s", " ev/s", 1), after]

@@ -76,9 +76,10 @@ def bench_vector(base: Settings, config: BenchConfig) -> dict[str, Any]:
     docs = adds(config, config.vector_events, 1, vector_dim=base.embedding_dim)
     baseline = weaviate_import_rate(base, import_objects(docs), base.max_batch)
     settings = private_settings(base, config.workdir)
-    with PrivateWorker(settings, config.workdir / "vector-worker.log"):
+    with PrivateWorker(settings, config.workdir / "vector-worker.log") as worker:
         warm_up(settings, config)
-        measured = drained_per_s(settings, docs, config, "vector drain")
+        with Breakdown(base, worker) as where:
+            measured = drained_per_s(settings, docs, config, "vector drain")
     by_way = baseline["per_s_by_way"]
     return {
         "vector_path_vs_weaviate_ratio": measured / baseline["per_s"],
@@ -89,7 +90,7 @@ def bench_vector(base: Settings, config: BenchConfig) -> dict[str, Any]:
         "vector_events": len(docs),
         "note": "baseline: the best plain import, of "
         + ", ".join(f"{way} {rate:,.0f}" for way, rate in by_way.items())
-        + " obj/s",
+        + f" obj/s; vector drain: {where.summary()}",
     }
 
 

@@ -328,3 +328,18 @@ def test_stage_totals_are_read_from_the_metrics_page() -> None:
     }
     assert histogram_totals(page, "agentmem_batch_size") == {"index": (1000.0, 4.0)}
     assert histogram_totals(page, "agentmem_missing") == {}
+
+
+def test_settle_waits_until_the_process_is_quiet_within_its_limit() -> None:
+    from loadgen.bench.growth_probes import QUIET_WINDOW_S, settle
+
+    # CPU seconds read at each window's start and end: busy, busy, then quiet
+    readings = iter([0.0, 1.9, 1.9, 3.8, 3.8, 3.85])
+    slept: list[float] = []
+    waited = settle(1, 60.0, used=lambda pid: next(readings), sleep=slept.append)
+    assert waited == 3 * QUIET_WINDOW_S and len(slept) == 3
+    # always busy: gives up at the limit
+    busy = iter(float(i) for i in range(100))
+    assert settle(1, 4.0, used=lambda pid: next(busy) * 2, sleep=lambda s: None) == 4.0
+    # no process (no local stack): no wait
+    assert settle(None, 60.0) == 0.0
